@@ -11,6 +11,7 @@
 //
 // Writers append to a byte vector and refuse, rather than truncate, anything the RFCs do
 // not allow (a domain over 255 bytes, an empty user name field that cannot be encoded...).
+// A refused message leaves the output untouched. Nothing here throws (beyond allocation).
 #pragma once
 
 #include <array>
@@ -32,31 +33,40 @@ using ByteView = std::span<const std::uint8_t>;
 // Errors
 
 enum class Errc : std::uint8_t {
-  bad_version,           // first byte is not the protocol version this message needs
-  bad_reserved,          // a reserved byte is not zero
-  bad_command,           // CMD not CONNECT, BIND or UDP ASSOCIATE (or not allowed in SOCKS4)
-  bad_address_type,      // ATYP not 1, 3 or 4
-  empty_domain,          // a domain name of length 0
-  field_too_long,        // a NUL-terminated or length-prefixed field exceeds its limit
-  bad_auth_version,      // RFC 1929 sub-negotiation version is not 1
-  bad_reply_code,        // a reply code the protocol does not define (client side)
-  bad_method,            // a method selection the client did not offer / cannot exist
-  truncated,             // a datagram ends inside its header (datagrams cannot "need more")
-  embedded_nul,          // a string that must go in a NUL-terminated field contains NUL
-  buffer_too_small,      // a fixed-size output buffer cannot hold the message
+  bad_version,       // first byte is not the protocol version this message needs
+  bad_reserved,      // a reserved byte is not zero
+  bad_command,       // CMD not CONNECT, BIND or UDP ASSOCIATE (or not allowed in SOCKS4)
+  bad_address_type,  // ATYP not 1, 3 or 4
+  empty_domain,      // a domain name of length 0
+  field_too_long,    // a NUL-terminated or length-prefixed field exceeds its limit
+  bad_auth_version,  // RFC 1929 sub-negotiation version is not 1
+  bad_reply_code,    // a reply code the protocol does not define (client side)
+  bad_method,        // a method selection the client did not offer / cannot exist
+  truncated,         // a datagram ends inside its header (datagrams cannot "need more")
+  embedded_nul,      // a string that must go in a NUL-terminated field contains NUL
+  buffer_too_small,  // a fixed-size output buffer cannot hold the message
+  empty_field,       // writers: a field the RFC requires non-empty (UNAME, METHODS) is empty
 };
 
-// A readable, stable name for logs: "bad address type", "domain too long", ...
+// A readable, stable name for logs: "bad address type", "field too long", ...
 std::string_view describe(Errc code);
 
+// `reply` is what a server sends before closing: the SOCKS4 CD (0x5B) for SOCKS4 requests,
+// the SOCKS5 REP for SOCKS5 requests (0x07 bad command, 0x08 bad address type, 0x01 for the
+// rest), the RFC 1929 STATUS (0x01) for username/password requests. A greeting has no reply
+// code (0: close without answering); client-side parsers, datagrams and writers leave it 0.
+// `offset` is where the offending byte is (for a truncated datagram: its size; writers: 0).
 struct Error {
   Errc code;
-  std::size_t offset = 0;   // byte offset in the input where the problem was found
-  std::uint8_t reply = 0;   // server side: the reply code to send before closing (0 = none)
-  std::string_view field;   // the message field concerned, e.g. "ATYP", "USERID"
+  std::size_t offset = 0;  // byte offset in the input where the problem was found
+  std::uint8_t reply = 0;  // server side: the reply code to send before closing (0 = none)
+  std::string_view field;  // the message field concerned, e.g. "ATYP", "USERID"
 
   friend bool operator==(const Error&, const Error&) = default;
 };
+
+// "bad address type (ATYP at byte 3)", for logs.
+std::string to_string(const Error& error);
 
 // The outcome of feeding a parser a buffer that may hold a partial message.
 template <class Message>
@@ -94,7 +104,8 @@ struct Address {
 // "1.2.3.4:80", "[2001:db8::1]:443", "example.com:443" (non-printable bytes escaped).
 std::string to_string(const Address& address);
 
-// The ATYP + DST.ADDR + DST.PORT encoding shared by SOCKS5 requests, replies and UDP.
+// The ATYP + DST.ADDR + DST.PORT encoding shared by SOCKS5 requests, replies and UDP;
+// 0 for an address the writers refuse (unknown type, domain empty or over 255 bytes).
 std::size_t encoded_size(const Address& address);
 
 enum class Command : std::uint8_t { connect = 0x01, bind = 0x02, udp_associate = 0x03 };
@@ -140,7 +151,10 @@ struct Socks4Response {
 // Server side reads requests; client side reads responses.
 [[nodiscard]] ParseResult<Socks4Request> parse_socks4_request(ByteView input);
 [[nodiscard]] ParseResult<Socks4Response> parse_socks4_response(ByteView input);
-// A SOCKS4a request is written when `domain` is set (DSTIP becomes 0.0.0.1).
+// A SOCKS4a request is written when `domain` is set (DSTIP becomes 0.0.0.1, unless `ip` is
+// already a 0.0.0.x marker, which is kept so that parse and write round-trip exactly).
+// Refused: a command other than CONNECT/BIND, a NUL inside user_id or domain, either over
+// 255 bytes, and a 0.0.0.x `ip` without a domain (the server would wait for one).
 [[nodiscard]] std::expected<void, Error> write_socks4_request(const Socks4Request& request,
                                                               Bytes& out);
 void write_socks4_response(const Socks4Response& response, Bytes& out);
@@ -225,6 +239,11 @@ void write_user_pass_status(const UserPassStatus& status, Bytes& out);
 [[nodiscard]] ParseResult<Socks5MethodSelection> parse_socks5_method_selection(ByteView input);
 [[nodiscard]] ParseResult<UserPassStatus> parse_user_pass_status(ByteView input);
 [[nodiscard]] ParseResult<Socks5Response> parse_socks5_response(ByteView input);
+// The parser returns whatever method a server picked; this says whether the pick is legal
+// for what was offered: an offered method, or 0xFF (no acceptable methods, which the caller
+// still has to treat as a refusal). Anything else is Errc::bad_method.
+[[nodiscard]] std::expected<void, Error> check_method_selection(
+    const Socks5Greeting& offered, const Socks5MethodSelection& selection);
 
 // ---------------------------------------------------------------------------------------
 // The SOCKS5 UDP request header: RSV(2) FRAG(1) ATYP DST.ADDR DST.PORT DATA.
