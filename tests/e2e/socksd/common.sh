@@ -1,4 +1,5 @@
-# socksd end-to-end helpers, sourced by every tests/e2e/socksd/*.sh after lib.sh.
+# shellcheck shell=bash
+# socksd end-to-end helpers, sourced first by every tests/e2e/socksd/*.sh (it sources lib.sh).
 #
 # Black-box: everything here goes through socksd's command line, its stderr log
 # (`listening on ADDR:PORT`, one `session ...` line per session, `counters {json}` on
@@ -8,7 +9,6 @@ SOCKSD_E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 source "$SOCKSD_E2E_DIR/../lib.sh"
 
-RAW="$SOCKSD_E2E_DIR/socks_raw.py"
 export PYTHONPATH="$SOCKSD_E2E_DIR${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 # A proxy in the environment would change what curl does.
@@ -128,7 +128,7 @@ check_fresh() {
   shift
   local pid_var="${name}_pid" addr_var="${name}_addr"
   kill -0 "${!pid_var}" 2>/dev/null || fail "socksd $name is not running any more"
-  [[ -f "$E2E_TMP/www/fresh" ]] || FRESH_SHA=$(make_body fresh 262144)
+  [[ -f "$E2E_TMP/www/fresh" ]] || make_body fresh 262144 >/dev/null
   curl_via "$E2E_TMP/fresh.out" "socks5://${!addr_var}" "http://127.0.0.1:${http_port}/fresh" "$@" \
     >/dev/null || fail "fresh curl fetch through $name failed"
   [[ $(sha256_of "$E2E_TMP/fresh.out") == "$(sha256_of "$E2E_TMP/www/fresh")" ]] ||
