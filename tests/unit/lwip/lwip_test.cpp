@@ -357,6 +357,7 @@ class Stack {
   struct Options {
     bool accept_any_destination = true;
     std::uint16_t mtu = 1500;
+    bool own_ipv4 = true;               // kOwnIpv4/24 configured on the netif
     std::optional<Address> own_ipv6{};  // an IPv6 address configured on the netif
   };
 
@@ -366,11 +367,15 @@ class Stack {
 #if LWIP_STATS && MEM_STATS
     heap_used_at_start_ = lwip_stats.mem.used;
 #endif
-    const ip4_addr_t address = to_ip4(kOwnIpv4);
-    const ip4_addr_t netmask = to_ip4(v4(255, 255, 255, 0));
-    const ip4_addr_t gateway = to_ip4(v4(192, 0, 2, 2));
-    REQUIRE(netif_add(&netif_, &address, &netmask, &gateway, this, &Stack::init_netif,
-                      netif_input) != nullptr);
+    if (options.own_ipv4) {
+      const ip4_addr_t address = to_ip4(kOwnIpv4);
+      const ip4_addr_t netmask = to_ip4(v4(255, 255, 255, 0));
+      const ip4_addr_t gateway = to_ip4(v4(192, 0, 2, 2));
+      REQUIRE(netif_add(&netif_, &address, &netmask, &gateway, this, &Stack::init_netif,
+                        netif_input) != nullptr);
+    } else {
+      REQUIRE(netif_add_noaddr(&netif_, this, &Stack::init_netif, netif_input) != nullptr);
+    }
     if (options.accept_any_destination) netif_set_flags(&netif_, NETIF_FLAG_ACCEPT_ANY_DST);
     if (options.own_ipv6) {
       const ip6_addr_t own = to_ip6(*options.own_ipv6);
@@ -578,6 +583,19 @@ TEST_CASE("one_listener_accepts_ipv4_and_ipv6_flows_together") {
                                    {v6(0, 2), 40002, v6(1, 0x10), 443},
                                    {v4(192, 0, 2, 2), 40003, v4(198, 51, 100, 20), 8080},
                                    {v6(0, 2), 40004, v6(2, 0x20), 8080},
+                               });
+}
+
+TEST_CASE("flagged_netif_without_addresses_answers_ipv4_and_ipv6") {
+  // A TUN netif needs no address of its own: input takes every destination, and output
+  // (stock ip4_route refuses an address-less default netif) still finds the netif.
+  Stack stack({.own_ipv4 = false});
+  Listener listener;
+  stack.listen_everywhere(listener);
+  check_every_flow_is_accepted(stack, listener,
+                               {
+                                   {v4(192, 0, 2, 2), 40001, v4(203, 0, 113, 10), 443},
+                                   {v6(0, 2), 40002, v6(1, 0x10), 8080},
                                });
 }
 
