@@ -125,6 +125,8 @@ enum class Socks4Reply : std::uint8_t {
   identd_mismatch = 0x5D,  // likewise
 };
 std::string_view describe(Socks4Reply code);
+// The reply as one log token: "granted", "rejected", "no_identd", "identd_mismatch".
+std::string_view reply_token(Socks4Reply code);
 
 struct Socks4Request {
   Command command = Command::connect;  // CONNECT or BIND only
@@ -207,6 +209,8 @@ enum class Socks5Reply : std::uint8_t {
   address_type_not_supported = 0x08,
 };
 std::string_view describe(Socks5Reply code);
+// The reply as one log token, the enumerator's name: "succeeded", "connection_refused", ...
+std::string_view reply_token(Socks5Reply code);
 
 struct Socks5Request {
   Command command = Command::connect;

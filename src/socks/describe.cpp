@@ -101,4 +101,42 @@ std::string_view describe(Socks5Reply code) {
   return "unassigned SOCKS5 reply code";
 }
 
+std::string_view reply_token(Socks4Reply code) {
+  switch (code) {
+    case Socks4Reply::granted:
+      return "granted";
+    case Socks4Reply::rejected:
+      return "rejected";
+    case Socks4Reply::no_identd:
+      return "no_identd";
+    case Socks4Reply::identd_mismatch:
+      return "identd_mismatch";
+  }
+  return "unknown";
+}
+
+std::string_view reply_token(Socks5Reply code) {
+  switch (code) {
+    case Socks5Reply::succeeded:
+      return "succeeded";
+    case Socks5Reply::general_failure:
+      return "general_failure";
+    case Socks5Reply::not_allowed:
+      return "not_allowed";
+    case Socks5Reply::network_unreachable:
+      return "network_unreachable";
+    case Socks5Reply::host_unreachable:
+      return "host_unreachable";
+    case Socks5Reply::connection_refused:
+      return "connection_refused";
+    case Socks5Reply::ttl_expired:
+      return "ttl_expired";
+    case Socks5Reply::command_not_supported:
+      return "command_not_supported";
+    case Socks5Reply::address_type_not_supported:
+      return "address_type_not_supported";
+  }
+  return "unknown";
+}
+
 }  // namespace tunsocks::socks

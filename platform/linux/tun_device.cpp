@@ -1,0 +1,193 @@
+#include "platform/linux/tun_device.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace tunsocks::platform {
+namespace {
+
+TunError error_for(int code, const std::string& what) {
+  return TunError{code, what + ": " + std::strerror(code)};
+}
+
+// A short-lived socket for interface ioctls, closed on every path.
+class IoctlSocket {
+ public:
+  explicit IoctlSocket(int family) : fd_(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {}
+  ~IoctlSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  IoctlSocket(const IoctlSocket&) = delete;
+  IoctlSocket& operator=(const IoctlSocket&) = delete;
+  [[nodiscard]] int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// linux/ipv6.h's in6_ifreq, declared here because that header clashes with glibc's
+// netinet/in.h depending on include order.
+struct In6Ifreq {
+  in6_addr ifr6_addr;
+  std::uint32_t ifr6_prefixlen;
+  int ifr6_ifindex;
+};
+
+ifreq request_for(const std::string& name) {
+  ifreq request{};
+  std::strncpy(request.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  return request;
+}
+
+std::expected<void, TunError> set_ipv4(const std::string& name, const TunAddress& address) {
+  IoctlSocket sock(AF_INET);
+  if (sock.fd() < 0) return std::unexpected(error_for(errno, "socket(AF_INET)"));
+  ifreq request = request_for(name);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  std::memcpy(&addr.sin_addr, address.bytes, 4);
+  std::memcpy(&request.ifr_addr, &addr, sizeof addr);
+  if (::ioctl(sock.fd(), SIOCSIFADDR, &request) < 0) {
+    return std::unexpected(error_for(errno, "cannot set the IPv4 address of " + name));
+  }
+  std::uint32_t mask =
+      address.prefix_length == 0 ? 0 : htonl(~std::uint32_t{0} << (32 - address.prefix_length));
+  addr.sin_addr.s_addr = mask;
+  std::memcpy(&request.ifr_netmask, &addr, sizeof addr);
+  if (::ioctl(sock.fd(), SIOCSIFNETMASK, &request) < 0) {
+    return std::unexpected(error_for(errno, "cannot set the IPv4 netmask of " + name));
+  }
+  return {};
+}
+
+std::expected<void, TunError> set_ipv6(const std::string& name, int index,
+                                       const TunAddress& address) {
+  IoctlSocket sock(AF_INET6);
+  if (sock.fd() < 0) {
+    return std::unexpected(error_for(errno, "socket(AF_INET6) (is IPv6 disabled?)"));
+  }
+  In6Ifreq request{};
+  std::memcpy(&request.ifr6_addr, address.bytes, 16);
+  request.ifr6_prefixlen = static_cast<std::uint32_t>(address.prefix_length);
+  request.ifr6_ifindex = index;
+  if (::ioctl(sock.fd(), SIOCSIFADDR, &request) < 0 && errno != EEXIST) {
+    return std::unexpected(error_for(errno, "cannot set the IPv6 address of " + name +
+                                                " (IPv6 may be disabled: sysctl net.ipv6.conf." +
+                                                name + ".disable_ipv6)"));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
+  if (config.name.empty() || config.name.size() >= IFNAMSIZ) {
+    return std::unexpected(TunError{EINVAL, "TUN device name '" + config.name + "' must be 1 to " +
+                                                std::to_string(IFNAMSIZ - 1) + " characters"});
+  }
+  int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int code = errno;
+    if (code == ENOENT || code == ENODEV || code == ENXIO) {
+      return std::unexpected(
+          TunError{code,
+                   "/dev/net/tun is missing: load the tun module (modprobe tun) or, in a "
+                   "container, pass the device in (e.g. --device /dev/net/tun)"});
+    }
+    if (code == EACCES || code == EPERM) {
+      return std::unexpected(
+          TunError{code, "no permission to open /dev/net/tun: run as root or grant CAP_NET_ADMIN"});
+    }
+    return std::unexpected(error_for(code, "cannot open /dev/net/tun"));
+  }
+
+  ifreq request = request_for(config.name);
+  // IFF_NO_PI: packets are bare IP, no 4-byte packet-information prefix to strip or add.
+  request.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (::ioctl(fd, TUNSETIFF, &request) < 0) {
+    int code = errno;
+    ::close(fd);
+    if (code == EBUSY) {
+      return std::unexpected(
+          TunError{code, "TUN device " + config.name +
+                             " is busy: another program has it open (pick another --tun name)"});
+    }
+    if (code == EPERM || code == EACCES) {
+      return std::unexpected(
+          TunError{code, "no permission to create or attach " + config.name +
+                             ": needs CAP_NET_ADMIN, or a persistent device owned by this user"});
+    }
+    if (code == EINVAL) {
+      return std::unexpected(TunError{
+          code, config.name + " exists and is not a TUN device without packet information"});
+    }
+    return std::unexpected(error_for(code, "cannot create TUN device " + config.name));
+  }
+  std::string name = request.ifr_name;
+
+  auto fail = [fd](TunError error) {
+    ::close(fd);
+    return std::unexpected(std::move(error));
+  };
+
+  IoctlSocket sock(AF_INET);
+  if (sock.fd() < 0) return fail(error_for(errno, "socket(AF_INET)"));
+  ifreq query = request_for(name);
+  if (::ioctl(sock.fd(), SIOCGIFINDEX, &query) < 0) {
+    return fail(error_for(errno, "cannot read the index of " + name));
+  }
+  int index = query.ifr_ifindex;
+
+  if (!config.attach_only) {
+    if (config.mtu > 0) {
+      ifreq mtu = request_for(name);
+      mtu.ifr_mtu = config.mtu;
+      if (::ioctl(sock.fd(), SIOCSIFMTU, &mtu) < 0) {
+        return fail(error_for(errno, "cannot set MTU " + std::to_string(config.mtu) + " on " +
+                                         name + " (TUN allows 68..65535)"));
+      }
+    }
+    if (config.ipv4) {
+      if (auto set = set_ipv4(name, *config.ipv4); !set) return fail(set.error());
+    }
+    ifreq flags = request_for(name);
+    if (::ioctl(sock.fd(), SIOCGIFFLAGS, &flags) < 0) {
+      return fail(error_for(errno, "cannot read the flags of " + name));
+    }
+    flags.ifr_flags = static_cast<short>(flags.ifr_flags | IFF_UP | IFF_RUNNING);
+    if (::ioctl(sock.fd(), SIOCSIFFLAGS, &flags) < 0) {
+      return fail(error_for(errno, "cannot bring " + name + " up"));
+    }
+    // IPv6 after the link is up: the kernel drops IPv6 addresses of a down interface.
+    if (config.ipv6) {
+      if (auto set = set_ipv6(name, index, *config.ipv6); !set) return fail(set.error());
+    }
+  }
+
+  ifreq mtu = request_for(name);
+  if (::ioctl(sock.fd(), SIOCGIFMTU, &mtu) < 0) {
+    return fail(error_for(errno, "cannot read the MTU of " + name));
+  }
+  return TunDevice(fd, std::move(name), mtu.ifr_mtu, index);
+}
+
+TunDevice::TunDevice(TunDevice&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      name_(std::move(other.name_)),
+      mtu_(other.mtu_),
+      index_(other.index_) {}
+
+TunDevice::~TunDevice() {
+  // Closing the last fd of a non-persistent TUN device removes it, with its addresses
+  // and routes: nothing else to undo.
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace tunsocks::platform

@@ -1,0 +1,59 @@
+// The Linux TUN device: open (or attach to) a layer-3 TUN interface without packet-info
+// headers, configure its MTU and addresses, bring it up, and hand out a non-blocking fd.
+// Errors are values that say what to do about them (missing module, no privileges, busy).
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace tunsocks::platform {
+
+struct TunError {
+  int code = 0;         // errno
+  std::string message;  // a full sentence for the user, naming the device and the fix
+};
+
+struct TunAddress {
+  int family = 0;               // AF_INET or AF_INET6
+  std::uint8_t bytes[16] = {};  // network order
+  int prefix_length = 0;
+};
+
+struct TunConfig {
+  std::string name = "tun0";
+  int mtu = 0;                     // 0: leave as is
+  std::optional<TunAddress> ipv4;  // assigned when set
+  std::optional<TunAddress> ipv6;
+  bool attach_only = false;  // the device exists (made by an admin); do not configure
+};
+
+class TunDevice {
+ public:
+  // Creates the device if it does not exist (or attaches to an existing persistent one),
+  // applies the configuration and brings the link up.
+  [[nodiscard]] static std::expected<TunDevice, TunError> open(const TunConfig& config);
+
+  TunDevice(TunDevice&& other) noexcept;
+  TunDevice& operator=(TunDevice&&) = delete;
+  TunDevice(const TunDevice&) = delete;
+  ~TunDevice();
+
+  [[nodiscard]] int fd() const { return fd_; }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] int mtu() const { return mtu_; }
+  [[nodiscard]] int index() const { return index_; }
+
+ private:
+  TunDevice(int fd, std::string name, int mtu, int index)
+      : fd_(fd), name_(std::move(name)), mtu_(mtu), index_(index) {}
+
+  int fd_ = -1;
+  std::string name_;
+  int mtu_ = 0;
+  int index_ = 0;
+};
+
+}  // namespace tunsocks::platform

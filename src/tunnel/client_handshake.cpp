@@ -1,0 +1,229 @@
+#include "tunnel/client_handshake.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace tunsocks::tunnel {
+namespace {
+
+using socks::Address;
+using socks::AddressType;
+using socks::ByteView;
+
+std::string parse_error_text(const socks::Error& error) {
+  std::string text(socks::describe(error.code));
+  if (!error.field.empty()) text += " in " + std::string(error.field);
+  text += " at byte " + std::to_string(error.offset);
+  return text;
+}
+
+}  // namespace
+
+std::string_view describe(HandshakeFailure failure) {
+  switch (failure) {
+    case HandshakeFailure::protocol_error:
+      return "protocol error";
+    case HandshakeFailure::no_acceptable_method:
+      return "no acceptable method";
+    case HandshakeFailure::auth_rejected:
+      return "authentication rejected";
+    case HandshakeFailure::request_rejected:
+      return "request rejected";
+    case HandshakeFailure::unsupported:
+      return "request not expressible";
+  }
+  return "unknown";
+}
+
+ClientHandshake::ClientHandshake(HandshakeOptions options, socks::Command command,
+                                 socks::Address destination)
+    : options_(std::move(options)), command_(command), destination_(std::move(destination)) {
+  start();
+}
+
+void ClientHandshake::start() {
+  if (options_.version == SocksVersion::socks4) {
+    step_ = Step::socks4_reply;
+    socks::Socks4Request request;
+    request.command = command_;
+    request.port = destination_.port;
+    if (options_.credentials) request.user_id = options_.credentials->user;
+    if (command_ == socks::Command::udp_associate) {
+      return fail(HandshakeFailure::unsupported, "SOCKS4 has no UDP ASSOCIATE");
+    }
+    switch (destination_.type) {
+      case AddressType::ipv4:
+        std::copy_n(destination_.ip.begin(), 4, request.ip.begin());
+        break;
+      case AddressType::domain:
+        request.domain = destination_.domain;  // written as SOCKS4a
+        break;
+      case AddressType::ipv6:
+        return fail(HandshakeFailure::unsupported, "SOCKS4 cannot carry an IPv6 destination");
+    }
+    if (auto written = socks::write_socks4_request(request, output_); !written) {
+      return fail(HandshakeFailure::unsupported,
+                  std::string(socks::describe(written.error().code)));
+    }
+    request_sent_ = true;
+    return;
+  }
+
+  socks::Socks5Greeting greeting;
+  greeting.methods.push_back(options_.credentials ? socks::method::user_pass
+                                                  : socks::method::no_auth);
+  if (auto written = socks::write_socks5_greeting(greeting, output_); !written) {
+    return fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
+  }
+  step_ = Step::method_selection;
+  if (options_.pipeline_request && !options_.credentials) queue_request();
+}
+
+void ClientHandshake::queue_request() {
+  if (request_sent_) return;
+  socks::Socks5Request request{command_, destination_};
+  if (auto written = socks::write_socks5_request(request, output_); !written) {
+    return fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
+  }
+  request_sent_ = true;
+}
+
+socks::Bytes ClientHandshake::take_output() {
+  return std::exchange(output_, {});
+}
+
+std::size_t ClientHandshake::feed(ByteView input) {
+  std::size_t used = 0;
+  while (status_ == Status::in_progress && used < input.size()) {
+    ByteView rest = input.subspan(used);
+    std::size_t step_used = 0;
+    switch (step_) {
+      case Step::method_selection:
+        step_used = on_method_selection(rest);
+        break;
+      case Step::auth_status:
+        step_used = on_auth_status(rest);
+        break;
+      case Step::socks5_reply:
+        step_used = on_socks5_reply(rest);
+        break;
+      case Step::socks4_reply:
+        step_used = on_socks4_reply(rest);
+        break;
+    }
+    if (step_used == 0) break;  // incomplete (or failed without consuming)
+    used += step_used;
+  }
+  return used;
+}
+
+std::size_t ClientHandshake::on_method_selection(ByteView input) {
+  auto parsed = socks::parse_socks5_method_selection(input);
+  if (!parsed) {
+    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
+    return 0;
+  }
+  if (!parsed->complete()) return 0;
+  const std::uint8_t chosen = parsed->message->method;
+  const std::uint8_t offered =
+      options_.credentials ? socks::method::user_pass : socks::method::no_auth;
+  if (chosen != offered) {
+    reply_code_ = chosen;
+    fail(HandshakeFailure::no_acceptable_method, chosen == socks::method::no_acceptable
+                                                     ? "server accepts none of our methods"
+                                                     : "server chose a method we did not offer");
+    return parsed->consumed;
+  }
+  if (chosen == socks::method::user_pass) {
+    socks::UserPassRequest auth{options_.credentials->user, options_.credentials->password};
+    if (auto written = socks::write_user_pass_request(auth, output_); !written) {
+      fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
+      return parsed->consumed;
+    }
+    step_ = Step::auth_status;
+  } else {
+    queue_request();
+    step_ = Step::socks5_reply;
+  }
+  return parsed->consumed;
+}
+
+std::size_t ClientHandshake::on_auth_status(ByteView input) {
+  auto parsed = socks::parse_user_pass_status(input);
+  if (!parsed) {
+    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
+    return 0;
+  }
+  if (!parsed->complete()) return 0;
+  if (!parsed->message->ok()) {
+    reply_code_ = parsed->message->status;
+    fail(HandshakeFailure::auth_rejected, "status " + std::to_string(parsed->message->status));
+    return parsed->consumed;
+  }
+  queue_request();
+  step_ = Step::socks5_reply;
+  return parsed->consumed;
+}
+
+std::size_t ClientHandshake::on_socks5_reply(ByteView input) {
+  auto parsed = socks::parse_socks5_response(input);
+  if (!parsed) {
+    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
+    return 0;
+  }
+  if (!parsed->complete()) return 0;
+  const auto& response = *parsed->message;
+  reply_code_ = static_cast<std::uint8_t>(response.code);
+  if (response.code != socks::Socks5Reply::succeeded) {
+    fail(HandshakeFailure::request_rejected, std::string(socks::describe(response.code)));
+  } else {
+    succeed(response.bound);
+  }
+  return parsed->consumed;
+}
+
+std::size_t ClientHandshake::on_socks4_reply(ByteView input) {
+  auto parsed = socks::parse_socks4_response(input);
+  if (!parsed) {
+    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
+    return 0;
+  }
+  if (!parsed->complete()) return 0;
+  const auto& response = *parsed->message;
+  reply_code_ = static_cast<std::uint8_t>(response.code);
+  if (response.code != socks::Socks4Reply::granted) {
+    fail(HandshakeFailure::request_rejected, std::string(socks::describe(response.code)));
+  } else {
+    succeed(Address::ipv4(response.ip, response.port));
+  }
+  return parsed->consumed;
+}
+
+void ClientHandshake::fail(HandshakeFailure failure, std::string detail) {
+  status_ = Status::failed;
+  failure_ = failure;
+  detail_ = std::move(detail);
+  output_.clear();
+}
+
+void ClientHandshake::succeed(socks::Address bound) {
+  status_ = Status::succeeded;
+  bound_ = std::move(bound);
+}
+
+std::string ClientHandshake::reply_text() const {
+  if (!reply_code_) return "-";
+  switch (step_) {
+    case Step::socks4_reply:
+      return std::string(socks::reply_token(static_cast<socks::Socks4Reply>(*reply_code_)));
+    case Step::socks5_reply:
+      return std::string(socks::reply_token(static_cast<socks::Socks5Reply>(*reply_code_)));
+    case Step::method_selection:
+      return "no_acceptable_method";
+    case Step::auth_status:
+      return "auth_failed";
+  }
+  return "-";
+}
+
+}  // namespace tunsocks::tunnel

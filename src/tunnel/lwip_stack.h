@@ -1,0 +1,64 @@
+// lwIP driven by the libuv loop: one netif standing for the TUN device that owns every
+// destination, lwIP's clock and timers on the loop, and one listener that takes every TCP
+// connection (our patches in third_party/lwip). Only the tunnel's glue files see lwIP.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <uv.h>
+
+#include "tunnel/packet.h"
+
+struct tcp_pcb;
+
+namespace tunsocks::tunnel {
+
+class LwipStack {
+ public:
+  class Delegate {
+   public:
+    // A packet lwIP wants to send (to the TUN). Must not call back into lwIP.
+    virtual void on_lwip_output(PacketView packet) = 0;
+    // lwIP completed a TCP handshake; return false to have the connection aborted.
+    [[nodiscard]] virtual bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) = 0;
+
+   protected:
+    ~Delegate() = default;
+  };
+
+  struct Counters {
+    std::uint64_t packets_in = 0;
+    std::uint64_t packets_out = 0;
+    std::uint64_t input_errors = 0;    // lwIP refused the packet (memory)
+    std::uint64_t accept_refused = 0;  // connections lwIP accepted that no flow claimed
+  };
+
+  // lwIP has global state: at most one stack exists at a time.
+  LwipStack(uv_loop_t* loop, Delegate& delegate, int mtu);
+  ~LwipStack();
+  LwipStack(const LwipStack&) = delete;
+  LwipStack& operator=(const LwipStack&) = delete;
+
+  // Feeds one IP packet (copied) into lwIP.
+  void input(PacketView packet);
+  // Runs lwIP's due timers; the tunnel calls it once per batch of packets as well.
+  void check_timeouts();
+  // Stops the timer; call before the loop is closed (the stack's destructor frees it).
+  void close();
+
+  [[nodiscard]] const Counters& counters() const { return counters_; }
+
+  // Trampolines' entry points.
+  void output(PacketView packet);
+  [[nodiscard]] bool accept(tcp_pcb* pcb);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Delegate& delegate_;
+  Counters counters_;
+};
+
+}  // namespace tunsocks::tunnel

@@ -1,0 +1,582 @@
+#include "tunnel/tcp_flow.h"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include <lwip/pbuf.h>
+#include <lwip/tcp.h>
+
+#include "net/log.h"
+
+namespace tunsocks::tunnel {
+namespace {
+
+// Backpressure marks on lwIP's send buffer (upstream → application). Reading stops below
+// the low mark and resumes above half the buffer: the gap keeps us from toggling the
+// upstream's read state on every acknowledgement.
+constexpr std::size_t kLowMark = TCP_SND_BUF / 8;
+constexpr std::size_t kResumeMark = TCP_SND_BUF / 2;
+constexpr std::size_t kQueueLimit = TCP_SND_QUEUELEN * 3 / 4;
+constexpr std::size_t kMaxRead = 64 * 1024;
+static_assert(kLowMark > 0 && kResumeMark > kLowMark, "lwipopts: TCP_SND_BUF too small");
+// tcp_write takes a u16_t length; reads are capped so one read is one call in most cases.
+constexpr std::size_t kMaxTcpWrite = 0xFFFF;
+
+// One write to the upstream: either handshake bytes it owns or an lwIP pbuf chain whose
+// payloads are written in place (no copy) and acknowledged to lwIP only once written.
+struct UpstreamWrite {
+  uv_write_t request{};
+  TcpFlow* flow = nullptr;
+  pbuf* chain = nullptr;
+  socks::Bytes owned;
+  std::vector<uv_buf_t> buffers;
+};
+
+TcpFlow* flow_of(void* data) {
+  return static_cast<TcpFlow*>(data);
+}
+
+void on_connect(uv_connect_t* request, int status) {
+  flow_of(request->data)->on_connected(status);
+}
+void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buffer) {
+  flow_of(handle->data)->on_alloc(buffer);
+}
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buffer) {
+  flow_of(stream->data)->on_read(nread, buffer);
+}
+void on_write(uv_write_t* request, int status) {
+  std::unique_ptr<UpstreamWrite> write(static_cast<UpstreamWrite*>(request->data));
+  write->flow->on_write_done(write->chain, status);
+}
+void on_shutdown(uv_shutdown_t* request, int status) {
+  flow_of(request->data)->on_shutdown_done(status);
+}
+void on_timer(uv_timer_t* timer) {
+  flow_of(timer->data)->on_timer();
+}
+void on_close(uv_handle_t* handle) {
+  flow_of(handle->data)->on_handle_closed();
+}
+
+err_t on_lwip_recv(void* arg, tcp_pcb* pcb, pbuf* chain, err_t) {
+  if (flow_of(arg)->on_recv(chain)) {
+    tcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  return ERR_OK;
+}
+err_t on_lwip_sent(void* arg, tcp_pcb* pcb, u16_t length) {
+  if (flow_of(arg)->on_sent(length)) {
+    tcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  return ERR_OK;
+}
+void on_lwip_err(void* arg, err_t error) {
+  // The pcb is already freed here; the flow only forgets it.
+  if (arg != nullptr) flow_of(arg)->on_lwip_error(error == ERR_RST);
+}
+
+// tcp_sndbuf() clamps to 16 bits (TCPWND16) even with window scaling; the marks below are
+// about the real, larger buffer.
+std::size_t send_room(const tcp_pcb* pcb) {
+  return pcb->snd_buf;
+}
+
+void detach_callbacks(tcp_pcb* pcb) {
+  tcp_arg(pcb, nullptr);
+  tcp_recv(pcb, nullptr);
+  tcp_sent(pcb, nullptr);
+  tcp_err(pcb, nullptr);
+}
+
+socks::Address destination_of(const net::Endpoint& endpoint) {
+  const auto bytes = endpoint.ip.bytes();
+  if (endpoint.ip.is_v4()) {
+    return socks::Address::ipv4({bytes[0], bytes[1], bytes[2], bytes[3]}, endpoint.port);
+  }
+  std::array<std::uint8_t, 16> ipv6{};
+  std::copy(bytes.begin(), bytes.end(), ipv6.begin());
+  return socks::Address::ipv6(ipv6, endpoint.port);
+}
+
+// What the application should see when the upstream answers a CONNECT with `reply`.
+Refusal refusal_for_socks5(std::uint8_t reply) {
+  switch (static_cast<socks::Socks5Reply>(reply)) {
+    case socks::Socks5Reply::network_unreachable:
+      return Refusal::network_unreachable;
+    case socks::Socks5Reply::host_unreachable:
+    case socks::Socks5Reply::ttl_expired:
+      return Refusal::host_unreachable;
+    default:
+      return Refusal::reset;
+  }
+}
+
+}  // namespace
+
+std::string_view describe(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::none:
+      return "open";
+    case CloseReason::eof:
+      return "eof";
+    case CloseReason::app_reset:
+      return "app_reset";
+    case CloseReason::upstream_reset:
+      return "upstream_reset";
+    case CloseReason::upstream_refused:
+      return "refused";
+    case CloseReason::upstream_unreachable:
+      return "upstream_unreachable";
+    case CloseReason::connect_timeout:
+      return "connect_timeout";
+    case CloseReason::handshake_failed:
+      return "handshake_failed";
+    case CloseReason::accept_timeout:
+      return "accept_timeout";
+    case CloseReason::idle_timeout:
+      return "idle_timeout";
+    case CloseReason::out_of_memory:
+      return "out_of_memory";
+    case CloseReason::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+TcpFlow::TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, PacketView syn_packet)
+    : host_(host),
+      id_(id),
+      key_(syn.flow),
+      syn_info_(syn),
+      syn_packet_(syn_packet.begin(), syn_packet.begin() + syn.total_length),
+      handshake_(host.flow_settings().handshake, socks::Command::connect,
+                 destination_of(syn.flow.destination)) {
+  upstream_.data = this;
+  timer_.data = this;
+  connect_request_.data = this;
+  shutdown_request_.data = this;
+}
+
+TcpFlow::~TcpFlow() {
+  assert(outstanding_ == 0 && pcb_ == nullptr);
+}
+
+void TcpFlow::start() {
+  const FlowSettings& settings = host_.flow_settings();
+  uv_loop_t* loop = host_.loop();
+  started_ms_ = last_activity_ms_ = uv_now(loop);
+  auto& counters = host_.flow_counters();
+  ++counters.flows_open;
+  ++counters.flows_total;
+
+  uv_timer_init(loop, &timer_);
+  ++outstanding_;
+  int status = uv_tcp_init_ex(loop, &upstream_, settings.upstream_address.ss_family);
+  if (status < 0) {
+    detail_ = std::string("socket: ") + uv_strerror(status);
+    return refuse(CloseReason::out_of_memory, Refusal::reset);
+  }
+  ++outstanding_;
+  uv_os_fd_t fd = -1;
+  if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&upstream_), &fd) == 0) {
+    // The upstream's own packets must not be routed back into the TUN: the route setup
+    // sends marked packets around it.
+    if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &settings.fwmark, sizeof settings.fwmark) < 0) {
+      detail_ = std::string("SO_MARK: ") + std::strerror(errno);
+      return refuse(CloseReason::upstream_unreachable, Refusal::reset);
+    }
+  }
+  uv_tcp_nodelay(&upstream_, 1);
+  status = uv_tcp_connect(&connect_request_, &upstream_,
+                          reinterpret_cast<const sockaddr*>(&settings.upstream_address),
+                          tunnel::on_connect);
+  if (status < 0) {
+    detail_ = std::string("connect: ") + uv_strerror(status);
+    return refuse(CloseReason::upstream_unreachable, Refusal::reset);
+  }
+  ++outstanding_;
+  arm_timer(settings.connect_timeout_ms);
+}
+
+void TcpFlow::arm_timer(std::uint64_t ms) {
+  uv_timer_start(&timer_, tunnel::on_timer, ms, 0);
+}
+
+void TcpFlow::on_connected(int status) {
+  release();
+  if (phase_ == Phase::closing) return;
+  if (status < 0) {
+    detail_ = std::string("upstream connect: ") + uv_strerror(status);
+    return refuse(CloseReason::upstream_unreachable, Refusal::reset);
+  }
+  phase_ = Phase::handshaking;
+  TS_LOG_DEBUG("flow id=%llu upstream connected", static_cast<unsigned long long>(id_));
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&upstream_), tunnel::on_alloc, tunnel::on_read);
+  reading_ = true;
+  handshake_step();
+}
+
+// Sends whatever the handshake wants to say next.
+void TcpFlow::handshake_step() {
+  socks::Bytes bytes = handshake_.take_output();
+  if (bytes.empty()) return;
+  auto write = std::make_unique<UpstreamWrite>();
+  write->flow = this;
+  write->owned = std::move(bytes);
+  write->buffers.push_back(uv_buf_init(reinterpret_cast<char*>(write->owned.data()),
+                                       static_cast<unsigned>(write->owned.size())));
+  write->request.data = write.get();
+  int status = uv_write(&write->request, reinterpret_cast<uv_stream_t*>(&upstream_),
+                        write->buffers.data(), 1, tunnel::on_write);
+  if (status < 0) {
+    detail_ = std::string("upstream write: ") + uv_strerror(status);
+    return refuse(CloseReason::upstream_unreachable, Refusal::reset);
+  }
+  write.release();
+  ++outstanding_;
+}
+
+void TcpFlow::refuse(CloseReason reason, Refusal refusal) {
+  if (!syn_packet_.empty()) {
+    PacketBytes answer = build_refusal(syn_info_, syn_packet_, refusal);
+    host_.write_packet(answer);
+  }
+  ++host_.flow_counters().flows_refused;
+  close(reason, CloseKind::graceful);
+}
+
+void TcpFlow::on_alloc(uv_buf_t* buffer) {
+  std::size_t size = kMaxRead;
+  if (phase_ == Phase::relaying && pcb_ != nullptr) size = std::min(size, send_room(pcb_));
+  *buffer = host_.read_buffer(size);
+}
+
+void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
+  if (nread == 0 || phase_ == Phase::closing) return;
+  if (nread == UV_ENOBUFS) {  // no room in lwIP: on_sent restarts reading
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+    reading_ = false;
+    return;
+  }
+  const bool handshaking = phase_ == Phase::handshaking;
+  if (nread < 0) {
+    if (nread == UV_EOF && !handshaking) {
+      upstream_eof_ = true;
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+      reading_ = false;
+      pump_down();
+      maybe_finish_gracefully(false);
+      return;
+    }
+    detail_ = std::string("upstream read: ") + uv_err_name(static_cast<int>(nread));
+    if (handshaking) return refuse(CloseReason::handshake_failed, Refusal::reset);
+    close(CloseReason::upstream_reset, CloseKind::reset);
+    return;
+  }
+  last_activity_ms_ = uv_now(host_.loop());
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer->base);
+  std::size_t length = static_cast<std::size_t>(nread);
+
+  if (handshaking) {
+    const std::size_t used = handshake_.feed({data, length});
+    switch (handshake_.status()) {
+      case ClientHandshake::Status::in_progress:
+        return handshake_step();
+      case ClientHandshake::Status::failed: {
+        detail_ = handshake_.detail();
+        const bool rejected = handshake_.failure() == HandshakeFailure::request_rejected;
+        const Refusal refusal =
+            rejected && host_.flow_settings().handshake.version == SocksVersion::socks5
+                ? refusal_for_socks5(handshake_.reply_code().value_or(1))
+                : Refusal::reset;
+        return refuse(rejected ? CloseReason::upstream_refused : CloseReason::handshake_failed,
+                      refusal);
+      }
+      case ClientHandshake::Status::succeeded:
+        break;
+    }
+    // Bytes behind the reply are the flow's first payload (a server that speaks first).
+    down_pending_.assign(data + used, data + length);
+    bytes_down_ += length - used;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+    reading_ = false;
+    phase_ = Phase::accepting;
+    TS_LOG_DEBUG("flow id=%llu upstream said yes; answering the SYN",
+                 static_cast<unsigned long long>(id_));
+    // Now lwIP may answer the application's SYN; attach() follows when the handshake with
+    // the application completes.
+    PacketBytes syn = std::move(syn_packet_);
+    syn_packet_.clear();
+    host_.inject_packet(syn);
+    if (phase_ == Phase::accepting) arm_timer(host_.flow_settings().accept_timeout_ms);
+    return;
+  }
+
+  bytes_down_ += length;
+  host_.flow_counters().bytes_down += length;
+  if (pcb_ == nullptr) return;
+  std::size_t offset = 0;
+  if (down_pending_.empty()) {
+    while (offset < length) {
+      const std::size_t chunk = std::min({length - offset, kMaxTcpWrite, send_room(pcb_)});
+      if (chunk == 0 || tcp_write(pcb_, data + offset, static_cast<u16_t>(chunk),
+                                  TCP_WRITE_FLAG_COPY) != ERR_OK) {
+        break;
+      }
+      offset += chunk;
+    }
+  }
+  // What lwIP could not take waits here; reading stops until it drains (bounded by one read).
+  down_pending_.insert(down_pending_.end(), data + offset, data + length);
+  tcp_output(pcb_);
+  update_reading();
+}
+
+void TcpFlow::pump_down() {
+  if (pcb_ == nullptr) return;
+  std::size_t offset = 0;
+  while (offset < down_pending_.size()) {
+    const std::size_t chunk =
+        std::min({down_pending_.size() - offset, kMaxTcpWrite, send_room(pcb_)});
+    if (chunk == 0 || tcp_write(pcb_, down_pending_.data() + offset, static_cast<u16_t>(chunk),
+                                TCP_WRITE_FLAG_COPY) != ERR_OK) {
+      break;
+    }
+    offset += chunk;
+  }
+  down_pending_.erase(down_pending_.begin(), down_pending_.begin() + static_cast<long>(offset));
+  if (down_pending_.empty()) down_pending_.shrink_to_fit();
+  if (down_pending_.empty() && upstream_eof_ && !app_fin_sent_) {
+    // FIN after everything queued: tcp_shutdown only queues it behind the data.
+    if (tcp_shutdown(pcb_, 0, 1) == ERR_OK) app_fin_sent_ = true;
+  }
+  tcp_output(pcb_);
+}
+
+void TcpFlow::update_reading() {
+  if (phase_ != Phase::relaying || upstream_eof_ || pcb_ == nullptr) return;
+  const std::size_t room = send_room(pcb_);
+  const bool queue_full = tcp_sndqueuelen(pcb_) >= kQueueLimit;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&upstream_);
+  if (reading_) {
+    if (!down_pending_.empty() || room < kLowMark || queue_full) {
+      uv_read_stop(stream);
+      reading_ = false;
+    }
+  } else if (down_pending_.empty() && room >= kResumeMark && !queue_full) {
+    if (uv_read_start(stream, tunnel::on_alloc, tunnel::on_read) == 0) reading_ = true;
+  }
+}
+
+bool TcpFlow::attach(tcp_pcb* pcb) {
+  if (phase_ != Phase::accepting) return false;
+  pcb_ = pcb;
+  tcp_arg(pcb, this);
+  tcp_recv(pcb, on_lwip_recv);
+  tcp_sent(pcb, on_lwip_sent);
+  tcp_err(pcb, on_lwip_err);
+  // We forward whatever the upstream gives at once; Nagle would only add latency.
+  tcp_nagle_disable(pcb);
+  phase_ = Phase::relaying;
+  TS_LOG_DEBUG("flow id=%llu relaying", static_cast<unsigned long long>(id_));
+  last_activity_ms_ = uv_now(host_.loop());
+  const std::uint64_t idle = host_.flow_settings().idle_timeout_ms;
+  if (idle > 0) {
+    arm_timer(idle);
+  } else {
+    uv_timer_stop(&timer_);
+  }
+  pump_down();
+  update_reading();
+  return true;
+}
+
+bool TcpFlow::on_recv(pbuf* chain) {
+  if (phase_ == Phase::closing) {
+    if (chain != nullptr) pbuf_free(chain);
+    return false;
+  }
+  last_activity_ms_ = uv_now(host_.loop());
+  auto* stream = reinterpret_cast<uv_stream_t*>(&upstream_);
+  if (chain == nullptr) {
+    app_eof_ = true;
+    // libuv sends the FIN only after every queued write: nothing the app sent is cut off.
+    if (uv_shutdown(&shutdown_request_, stream, tunnel::on_shutdown) < 0) {
+      return close(CloseReason::upstream_reset, CloseKind::reset, true);
+    }
+    ++outstanding_;
+    return false;
+  }
+  auto write = std::make_unique<UpstreamWrite>();
+  write->flow = this;
+  write->chain = chain;
+  for (pbuf* part = chain; part != nullptr; part = part->next) {
+    if (part->len == 0) continue;
+    write->buffers.push_back(uv_buf_init(static_cast<char*>(part->payload), part->len));
+  }
+  write->request.data = write.get();
+  const int status = uv_write(&write->request, stream, write->buffers.data(),
+                              static_cast<unsigned>(write->buffers.size()), tunnel::on_write);
+  if (status < 0) {
+    pbuf_free(chain);
+    detail_ = std::string("upstream write: ") + uv_strerror(status);
+    return close(CloseReason::upstream_reset, CloseKind::reset, true);
+  }
+  write.release();
+  ++outstanding_;
+  ++writes_in_flight_;
+  return false;
+}
+
+void TcpFlow::on_write_done(pbuf* chain, int status) {
+  if (chain != nullptr) {
+    --writes_in_flight_;
+    if (status == 0) {
+      bytes_up_ += chain->tot_len;
+      host_.flow_counters().bytes_up += chain->tot_len;
+      last_activity_ms_ = uv_now(host_.loop());
+      // Only now does the application's window open again: a slow upstream throttles the
+      // application instead of growing our memory.
+      if (pcb_ != nullptr) tcp_recved(pcb_, chain->tot_len);
+    }
+    pbuf_free(chain);
+  }
+  if (status < 0 && status != UV_ECANCELED && phase_ != Phase::closing) {
+    detail_ = std::string("upstream write: ") + uv_err_name(status);
+    if (phase_ == Phase::handshaking) {
+      refuse(CloseReason::handshake_failed, Refusal::reset);
+    } else {
+      close(CloseReason::upstream_reset, CloseKind::reset);
+    }
+  }
+  release();
+}
+
+void TcpFlow::on_shutdown_done(int status) {
+  if (phase_ != Phase::closing) {
+    if (status < 0) {
+      detail_ = std::string("upstream shutdown: ") + uv_err_name(status);
+      close(CloseReason::upstream_reset, CloseKind::reset);
+    } else {
+      upstream_shutdown_ = true;
+      maybe_finish_gracefully(false);
+    }
+  }
+  release();
+}
+
+bool TcpFlow::on_sent(std::uint16_t) {
+  last_activity_ms_ = uv_now(host_.loop());
+  pump_down();
+  update_reading();
+  if (app_eof_ && upstream_shutdown_ && upstream_eof_ && app_fin_sent_) {
+    return close(CloseReason::eof, CloseKind::graceful, true);
+  }
+  return false;
+}
+
+void TcpFlow::maybe_finish_gracefully(bool in_lwip) {
+  if (app_eof_ && upstream_shutdown_ && upstream_eof_ && app_fin_sent_) {
+    const bool abort = close(CloseReason::eof, CloseKind::graceful, in_lwip);
+    assert(!abort || !in_lwip);
+    (void)abort;
+  }
+}
+
+void TcpFlow::on_lwip_error(bool reset) {
+  pcb_ = nullptr;
+  close(reset ? CloseReason::app_reset : CloseReason::out_of_memory, CloseKind::reset);
+}
+
+void TcpFlow::on_timer() {
+  switch (phase_) {
+    case Phase::dialing:
+    case Phase::handshaking:
+      detail_ =
+          "no answer within " + std::to_string(host_.flow_settings().connect_timeout_ms) + " ms";
+      return refuse(CloseReason::connect_timeout, Refusal::reset);
+    case Phase::accepting:
+      close(CloseReason::accept_timeout, CloseKind::reset);
+      return;
+    case Phase::relaying: {
+      const std::uint64_t idle = host_.flow_settings().idle_timeout_ms;
+      const std::uint64_t quiet = uv_now(host_.loop()) - last_activity_ms_;
+      // Activity only stamps a time; the timer re-arms itself here, once per idle period.
+      if (quiet >= idle) {
+        close(CloseReason::idle_timeout, CloseKind::reset);
+      } else {
+        arm_timer(idle - quiet);
+      }
+      return;
+    }
+    case Phase::closing:
+      return;
+  }
+}
+
+void TcpFlow::stop() {
+  if (phase_ == Phase::dialing || phase_ == Phase::handshaking) {
+    return refuse(CloseReason::shutdown, Refusal::reset);
+  }
+  close(CloseReason::shutdown, CloseKind::reset);
+}
+
+bool TcpFlow::close(CloseReason reason, CloseKind kind, bool in_lwip) {
+  if (phase_ == Phase::closing) return false;
+  phase_ = Phase::closing;
+  close_reason_ = reason;
+  --host_.flow_counters().flows_open;
+  syn_packet_.clear();
+  syn_packet_.shrink_to_fit();
+
+  bool abort_in_trampoline = false;
+  if (pcb_ != nullptr) {
+    tcp_pcb* pcb = std::exchange(pcb_, nullptr);
+    detach_callbacks(pcb);
+    bool abort = kind == CloseKind::reset;
+    // A graceful close still sends what is queued, then FIN; if lwIP cannot even queue
+    // the FIN, a reset is the honest answer.
+    if (!abort && tcp_close(pcb) != ERR_OK) abort = true;
+    if (abort) {
+      if (in_lwip) {
+        abort_in_trampoline = true;
+      } else {
+        tcp_abort(pcb);
+      }
+    }
+  }
+
+  auto* handle = reinterpret_cast<uv_handle_t*>(&upstream_);
+  if (upstream_.type == UV_TCP && !uv_is_closing(handle)) {
+    if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+    reading_ = false;
+    // A reset on one side becomes a reset on the other; uv_tcp_close_reset refuses while a
+    // shutdown is pending, and then a plain close is the best left.
+    if (kind != CloseKind::reset || uv_tcp_close_reset(&upstream_, tunnel::on_close) != 0) {
+      uv_close(handle, tunnel::on_close);
+    }
+  }
+  auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
+  if (timer_.type == UV_TIMER && !uv_is_closing(timer)) uv_close(timer, tunnel::on_close);
+  return abort_in_trampoline;
+}
+
+void TcpFlow::on_handle_closed() {
+  release();
+}
+
+void TcpFlow::release(int count) {
+  outstanding_ -= count;
+  assert(outstanding_ >= 0);
+  if (outstanding_ == 0 && phase_ == Phase::closing) host_.flow_finished(*this);
+}
+
+}  // namespace tunsocks::tunnel

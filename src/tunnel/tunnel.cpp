@@ -1,0 +1,232 @@
+#include "tunnel/tunnel.h"
+
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
+#include <utility>
+
+#include "net/log.h"
+
+namespace tunsocks::tunnel {
+namespace {
+
+// The largest IP packet a TUN can deliver (its MTU is at most 65535).
+constexpr std::size_t kMaxPacket = 65536;
+constexpr std::size_t kReadBuffer = 64 * 1024;
+
+Tunnel* tunnel_of(void* data) {
+  return static_cast<Tunnel*>(data);
+}
+
+void on_poll(uv_poll_t* poll, int status, int) {
+  if (status == 0) tunnel_of(poll->data)->on_readable();
+}
+void on_idle(uv_idle_t* idle) {
+  tunnel_of(idle->data)->on_reap();
+}
+
+}  // namespace
+
+Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
+    : loop_(loop),
+      tun_fd_(tun_fd),
+      settings_(std::move(settings)),
+      stack_(loop, *this, settings_.mtu),
+      packet_buffer_(kMaxPacket),
+      read_buffer_(kReadBuffer) {
+  poll_.data = this;
+  reaper_.data = this;
+}
+
+Tunnel::~Tunnel() = default;
+
+int Tunnel::start() {
+  int status = uv_poll_init(loop_, &poll_, tun_fd_);
+  if (status < 0) return status;
+  ++handles_open_;
+  uv_idle_init(loop_, &reaper_);
+  ++handles_open_;
+  return uv_poll_start(&poll_, UV_READABLE, on_poll);
+}
+
+void Tunnel::on_readable() {
+  // Many packets per wake-up, bounded so that upstream sockets are not starved.
+  for (std::size_t i = 0; i < settings_.packets_per_wakeup; ++i) {
+    const ssize_t n = ::read(tun_fd_, packet_buffer_.data(), packet_buffer_.size());
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) break;
+      ++counters_.tun_read_errors;
+      TS_LOG_ERROR("tun: read failed: %s", std::strerror(errno));
+      break;
+    }
+    if (n == 0) break;
+    process_packet({packet_buffer_.data(), static_cast<std::size_t>(n)});
+  }
+  stack_.check_timeouts();
+}
+
+void Tunnel::process_packet(PacketView packet) {
+  auto info = classify(packet);
+  if (!info) {
+    ++counters_.malformed[static_cast<std::size_t>(info.error())];
+    return;
+  }
+  switch (info->protocol) {
+    case kProtoTcp:
+      if (info->has_ports) return handle_tcp(*info, packet);
+      // A fragment without the TCP header: lwIP reassembles it.
+      return stack_.input(packet.first(info->total_length));
+    case kProtoUdp:
+      ++counters_.udp_dropped;
+      if (!udp_warned_) {
+        udp_warned_ = true;
+        TS_LOG_WARN(
+            "tun: UDP is not relayed by this version; UDP packets are dropped and "
+            "counted (udp_dropped)");
+      }
+      return;
+    case kProtoIcmp:
+    case kProtoIcmpv6:
+      ++counters_.icmp_dropped;
+      return;
+    default:
+      ++counters_.other_dropped;
+      return;
+  }
+}
+
+void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
+  packet = packet.first(info.total_length);
+  auto found = flows_.find(info.flow);
+  if (found != flows_.end()) {
+    const auto phase = found->second->phase();
+    if (info.is_tcp_syn() &&
+        (phase == TcpFlow::Phase::dialing || phase == TcpFlow::Phase::handshaking)) {
+      // The application retransmits its SYN while the upstream is still being asked.
+      ++counters_.duplicate_syns;
+      return;
+    }
+    return stack_.input(packet);
+  }
+  if (!info.is_tcp_syn() || stopping_) {
+    // Not a new connection: lwIP answers for pcbs it still has (closing ones) and resets
+    // the rest.
+    return stack_.input(packet);
+  }
+  if (settings_.max_flows != 0 && flows_.size() >= settings_.max_flows) {
+    ++counters_.flow_limit_refusals;
+    write_packet(build_refusal(info, packet, Refusal::reset));
+    return;
+  }
+  const std::uint64_t id = next_flow_id_++;
+  auto [slot, inserted] =
+      flows_.emplace(info.flow, std::make_unique<TcpFlow>(*this, id, info, packet));
+  TS_LOG_DEBUG("flow id=%llu src=%s dst=%s opening", static_cast<unsigned long long>(id),
+               info.flow.source.to_string().c_str(), info.flow.destination.to_string().c_str());
+  slot->second->start();
+}
+
+void Tunnel::inject_packet(PacketView packet) {
+  stack_.input(packet);
+}
+
+void Tunnel::write_packet(PacketView packet) {
+  if (::write(tun_fd_, packet.data(), packet.size()) < 0) ++counters_.tun_write_errors;
+}
+
+void Tunnel::on_lwip_output(PacketView packet) {
+  write_packet(packet);
+}
+
+bool Tunnel::on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) {
+  auto found = flows_.find(key);
+  return found != flows_.end() && found->second->attach(pcb);
+}
+
+uv_buf_t Tunnel::read_buffer(std::size_t at_most) {
+  return uv_buf_init(reinterpret_cast<char*>(read_buffer_.data()),
+                     static_cast<unsigned>(std::min(at_most, read_buffer_.size())));
+}
+
+void Tunnel::flow_finished(TcpFlow& flow) {
+  log_flow_end(flow);
+  finished_.push_back(flow.key());
+  // Destroyed on the next loop turn, never inside one of its own callbacks.
+  uv_idle_start(&reaper_, on_idle);
+}
+
+void Tunnel::on_reap() {
+  uv_idle_stop(&reaper_);
+  for (const FlowKey& key : std::exchange(finished_, {}))
+    flows_.erase(key);
+  maybe_stopped();
+}
+
+void Tunnel::log_flow_end(const TcpFlow& flow) const {
+  if (!net::log_enabled(net::LogLevel::info)) return;
+  const std::uint64_t ms = uv_now(loop_) - flow.started_ms();
+  const FlowKey& key = flow.key();
+  TS_LOG_INFO(
+      "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu ms=%llu "
+      "end=%s%s%s",
+      static_cast<unsigned long long>(flow.id()), key.source.to_string().c_str(),
+      key.destination.to_string().c_str(), settings_.flow.upstream_display.c_str(),
+      net::log_token(flow.reply_text()).c_str(), static_cast<unsigned long long>(flow.bytes_up()),
+      static_cast<unsigned long long>(flow.bytes_down()), static_cast<unsigned long long>(ms),
+      std::string(describe(flow.close_reason())).c_str(), flow.detail().empty() ? "" : " detail=",
+      flow.detail().empty() ? "" : net::log_token(flow.detail()).c_str());
+}
+
+void Tunnel::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  stopped_ = std::move(done);
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&poll_))) uv_poll_stop(&poll_);
+  for (auto& [key, flow] : flows_)
+    flow->stop();
+  maybe_stopped();
+}
+
+void Tunnel::maybe_stopped() {
+  if (!stopping_ || !flows_.empty() || handles_open_ == 0) return;
+  auto on_closed = [](uv_handle_t* handle) {
+    Tunnel* self = tunnel_of(handle->data);
+    if (--self->handles_open_ == 0 && self->stopped_) std::exchange(self->stopped_, {})();
+  };
+  stack_.close();
+  auto* poll = reinterpret_cast<uv_handle_t*>(&poll_);
+  auto* reaper = reinterpret_cast<uv_handle_t*>(&reaper_);
+  if (!uv_is_closing(poll)) uv_close(poll, on_closed);
+  if (!uv_is_closing(reaper)) uv_close(reaper, on_closed);
+}
+
+std::string Tunnel::counters_json() const {
+  auto field = [](const char* name, std::uint64_t value) {
+    return "\"" + std::string(name) + "\":" + std::to_string(value);
+  };
+  std::string json = "{";
+  json += field("flows_open", flow_counters_.flows_open) + ",";
+  json += field("flows_total", flow_counters_.flows_total) + ",";
+  json += field("flows_refused", flow_counters_.flows_refused) + ",";
+  json += field("bytes_up", flow_counters_.bytes_up) + ",";
+  json += field("bytes_down", flow_counters_.bytes_down) + ",";
+  json += field("packets_in", stack_.counters().packets_in) + ",";
+  json += field("packets_out", stack_.counters().packets_out) + ",";
+  json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
+  json += field("udp_dropped", counters_.udp_dropped) + ",";
+  json += field("icmp_dropped", counters_.icmp_dropped) + ",";
+  json += field("other_dropped", counters_.other_dropped) + ",";
+  json += field("duplicate_syns", counters_.duplicate_syns) + ",";
+  json += field("flow_limit_refusals", counters_.flow_limit_refusals) + ",";
+  json += field("tun_read_errors", counters_.tun_read_errors) + ",";
+  json += field("tun_write_errors", counters_.tun_write_errors) + ",";
+  json += "\"malformed\":{";
+  for (std::size_t i = 0; i < counters_.malformed.size(); ++i) {
+    if (i != 0) json += ",";
+    json += "\"" + net::log_token(describe(static_cast<DropReason>(i))) +
+            "\":" + std::to_string(counters_.malformed[i]);
+  }
+  return json + "}}";
+}
+
+}  // namespace tunsocks::tunnel

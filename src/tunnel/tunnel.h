@@ -1,0 +1,104 @@
+// The tunnel: reads IP packets from the TUN device, sorts them (DESIGN.md, "Data path"),
+// holds each new TCP connection's SYN while its flow asks the upstream, feeds everything
+// else to lwIP, and writes lwIP's packets back to the TUN. It owns the flow table and
+// every flow in it; flows are destroyed here, one loop turn after they report finished.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <uv.h>
+
+#include "tunnel/lwip_stack.h"
+#include "tunnel/packet.h"
+#include "tunnel/tcp_flow.h"
+
+namespace tunsocks::tunnel {
+
+struct TunnelSettings {
+  FlowSettings flow;
+  int mtu = 1500;
+  std::size_t max_flows = 0;            // 0: no limit but memory and file descriptors
+  std::size_t packets_per_wakeup = 64;  // fairness between the TUN and the upstreams
+};
+
+struct TunnelCounters {
+  std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count_)> malformed{};
+  std::uint64_t udp_dropped = 0;  // UDP is not relayed by this build
+  std::uint64_t icmp_dropped = 0;
+  std::uint64_t other_dropped = 0;   // neither TCP, UDP nor ICMP
+  std::uint64_t duplicate_syns = 0;  // a SYN for a flow still asking its upstream
+  std::uint64_t flow_limit_refusals = 0;
+  std::uint64_t tun_read_errors = 0;
+  std::uint64_t tun_write_errors = 0;
+};
+
+class Tunnel final : public FlowHost, public LwipStack::Delegate {
+ public:
+  Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings);
+  ~Tunnel();
+  Tunnel(const Tunnel&) = delete;
+  Tunnel& operator=(const Tunnel&) = delete;
+
+  // Starts reading packets from the TUN. Returns a libuv error code (0 on success).
+  [[nodiscard]] int start();
+  // Stops reading, resets every open flow and closes every handle; `done` runs when all is
+  // closed (the loop can then end).
+  void stop(std::function<void()> done);
+
+  // Counters as one JSON object (for SIGUSR1 and the control socket).
+  [[nodiscard]] std::string counters_json() const;
+  [[nodiscard]] const FlowCounters& flow_counts() const { return flow_counters_; }
+  [[nodiscard]] const TunnelCounters& counters() const { return counters_; }
+  [[nodiscard]] std::size_t flow_count() const { return flows_.size(); }
+
+  // Processes one packet as if it had been read from the TUN (also used by tests).
+  void process_packet(PacketView packet);
+
+  // FlowHost
+  uv_loop_t* loop() override { return loop_; }
+  const FlowSettings& flow_settings() const override { return settings_.flow; }
+  FlowCounters& flow_counters() override { return flow_counters_; }
+  void inject_packet(PacketView packet) override;
+  void write_packet(PacketView packet) override;
+  uv_buf_t read_buffer(std::size_t at_most) override;
+  void flow_finished(TcpFlow& flow) override;
+
+  // LwipStack::Delegate
+  void on_lwip_output(PacketView packet) override;
+  bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) override;
+
+  // Trampolines' entry points.
+  void on_readable();
+  void on_reap();
+
+ private:
+  void handle_tcp(const PacketInfo& info, PacketView packet);
+  void log_flow_end(const TcpFlow& flow) const;
+  void maybe_stopped();
+
+  uv_loop_t* loop_;
+  int tun_fd_;
+  TunnelSettings settings_;
+  LwipStack stack_;
+  uv_poll_t poll_{};
+  uv_idle_t reaper_{};
+  std::unordered_map<FlowKey, std::unique_ptr<TcpFlow>, FlowKeyHash> flows_;
+  std::vector<FlowKey> finished_;
+  std::vector<std::uint8_t> packet_buffer_;
+  std::vector<std::uint8_t> read_buffer_;
+  FlowCounters flow_counters_;
+  TunnelCounters counters_;
+  std::uint64_t next_flow_id_ = 1;
+  bool udp_warned_ = false;
+  bool stopping_ = false;
+  int handles_open_ = 0;
+  std::function<void()> stopped_;
+};
+
+}  // namespace tunsocks::tunnel
