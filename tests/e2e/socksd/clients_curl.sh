@@ -4,7 +4,8 @@
 # Asserts: the body's sha256; the session line (proto, cmd=connect, reply=succeeded,
 # user) with up= equal to the request bytes curl sent and down= equal to the response
 # bytes curl received (headers + body, so down >= body size); a missing or wrong
-# password is refused.
+# password is refused; a config user with a crypt(3) password_hash (SHA-512, made by
+# openssl passwd -6) authenticates with the password, not with the hash.
 source "$(dirname "$0")/common.sh"
 require_socksd
 require_cmd curl
@@ -13,6 +14,11 @@ body_sha=$(make_body body 1048576)
 start_http http --dual
 start_socksd open --listen 127.0.0.1:0 --allow-private --log-level info
 start_socksd auth --listen 127.0.0.1:0 --allow-private --user alice:s3cret --user bob:pw2 --log-level info
+hash=$(openssl passwd -6 -salt e2esaltsalt 'h4sh-pw') || skip "openssl passwd -6 failed"
+cat >"$E2E_TMP/hashed.json" <<JSON
+{"listen": ["127.0.0.1:0"], "allow_private": true, "users": [{"name": "carol", "password_hash": "$hash"}]}
+JSON
+start_socksd hashed --config "$E2E_TMP/hashed.json"
 
 # fetch SERVER PROXY_URL URL PROTO USER [CURL_ARGS...]
 fetch() {
@@ -51,6 +57,12 @@ log "ok: --socks5-hostname: $line"
 
 fetch auth "socks5://$auth_addr" "http://127.0.0.1:$http_port/body" socks5 alice --proxy-user alice:s3cret
 fetch auth "socks5h://$auth_addr" "http://localhost:$http_port/body" socks5 bob --proxy-user bob:pw2
+fetch hashed "socks5://$hashed_addr" "http://127.0.0.1:$http_port/body" socks5 carol --proxy-user carol:h4sh-pw
+rc=0
+curl -sS --max-time 10 -x "socks5://$hashed_addr" --proxy-user "carol:$hash" -o /dev/null \
+  "http://127.0.0.1:$http_port/body" 2>/dev/null || rc=$?
+((rc != 0)) || fail "the password hash itself was accepted as the password"
+log "ok: the hash is not a password (curl exit $rc)"
 
 # Auth required: curl without credentials, and with a wrong password, must not get through.
 rc=0

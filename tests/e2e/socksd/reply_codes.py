@@ -106,6 +106,10 @@ elif mode == "auth":
     check(how in ("eof", "reset") and rest == b"", f"pipelined request after a failed auth answered: {rest.hex()}")
     say("a request pipelined after a failed auth is not answered")
     echo = TcpEcho()
+    # SOCKS4 cannot carry a password: with users configured it is rejected.
+    expect4(1, "127.0.0.1", echo.addr[1], 0x5B, "SOCKS4 CONNECT on a server with users")
+    expect4(1, None, echo.addr[1], 0x5B, "SOCKS4a CONNECT on a server with users", domain="localhost")
+    check(echo.accepted == 0, "a SOCKS4 request on a server with users reached the destination")
     s = tcp_connect(srv.addr)
     check(negotiate(s, (USERPASS,)) == USERPASS, "user/password not chosen")
     check(authenticate(s, "alice", "s3cret") == 0, "right password refused")

@@ -3,7 +3,8 @@
 # reply=connection_refused); unresolvable name -> 0x04 / 0x5B; unknown command -> 0x07;
 # unknown ATYP -> 0x08; BIND without --enable-bind -> 0x07 / 0x5B; only GSSAPI offered
 # -> 0xFF; auth required and no-auth offered -> 0xFF; wrong password / unknown user ->
-# status != 0 and close (auth_failures counts them); denied by a rule -> 0x02 with a
+# status != 0 and close (auth_failures counts them); SOCKS4/4a on a server with users
+# -> 0x5B; denied by a rule -> 0x02 with a
 # warn line naming the destination (denied counts it). Each failure reply is followed
 # by a close.
 source "$(dirname "$0")/common.sh"
