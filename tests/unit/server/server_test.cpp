@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <optional>
 #include <poll.h>
+#include <signal.h>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -78,6 +79,8 @@ config::SocksdConfig base_config(const char* listen = "127.0.0.1:0") {
 class TestServer {
  public:
   explicit TestServer(config::SocksdConfig c) {
+    // What socksd's main() does: a write to a reset peer must be EPIPE, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
     REQUIRE(uv_loop_init(&loop_) == 0);
     server_ = std::make_unique<Server>(&loop_, std::move(c));
     auto started = server_->start();
