@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <memory>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -87,7 +89,48 @@ std::expected<void, TunError> set_ipv6(const std::string& name, int index,
 
 }  // namespace
 
+// Runs the calling thread in another network namespace until destroyed. Everything the
+// device setup creates (the device, the ioctl sockets) belongs to the namespace it was
+// made in; the TUN fd keeps working wherever the process returns to.
+class NetnsScope {
+ public:
+  static std::expected<std::unique_ptr<NetnsScope>, TunError> enter(const std::string& netns) {
+    const std::string path = netns.find('/') == std::string::npos ? "/run/netns/" + netns : netns;
+    int target = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+      return std::unexpected(error_for(
+          errno, "cannot open network namespace " + path + " (create it with: ip netns add NAME)"));
+    }
+    int original = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0 || ::setns(target, CLONE_NEWNET) < 0) {
+      const int code = errno;
+      ::close(target);
+      if (original >= 0) ::close(original);
+      return std::unexpected(error_for(code, "cannot enter network namespace " + path));
+    }
+    ::close(target);
+    return std::unique_ptr<NetnsScope>(new NetnsScope(original));
+  }
+  ~NetnsScope() {
+    // Returning cannot fail for a namespace we came from while holding its fd.
+    ::setns(original_, CLONE_NEWNET);
+    ::close(original_);
+  }
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  explicit NetnsScope(int original) : original_(original) {}
+  int original_;
+};
+
 std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
+  std::unique_ptr<NetnsScope> netns;
+  if (!config.netns.empty()) {
+    auto entered = NetnsScope::enter(config.netns);
+    if (!entered) return std::unexpected(entered.error());
+    netns = std::move(*entered);
+  }
   if (config.name.empty() || config.name.size() >= IFNAMSIZ) {
     return std::unexpected(TunError{EINVAL, "TUN device name '" + config.name + "' must be 1 to " +
                                                 std::to_string(IFNAMSIZ - 1) + " characters"});

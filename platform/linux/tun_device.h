@@ -28,6 +28,10 @@ struct TunConfig {
   std::optional<TunAddress> ipv4;  // assigned when set
   std::optional<TunAddress> ipv6;
   bool attach_only = false;  // the device exists (made by an admin); do not configure
+  // Create the device inside this network namespace (a name under /run/netns, or a path)
+  // while the process, and so every upstream socket, stays in its own: only that
+  // namespace is routed through the proxy, and its routes cannot loop the upstream back.
+  std::string netns;
 };
 
 class TunDevice {

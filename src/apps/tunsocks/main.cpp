@@ -24,7 +24,7 @@ namespace {
 
 using namespace tunsocks;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = TUNSOCKS_VERSION;
 
 constexpr const char* kHelp = R"(Usage: tunsocks --upstream URL [options]
 
@@ -37,6 +37,10 @@ Options:
                           socks4://[user@]host:port, socks4a://... (required)
   --tun NAME              TUN device to create or attach to (default: tun0)
   --attach                use an existing, already configured device as it is
+  --netns NAME            create the TUN inside network namespace NAME (or a path to
+                          one) while tunsocks and its upstream sockets stay here: routes
+                          in NAME send its traffic through the proxy, and the upstream
+                          can never be routed back into the TUN
   --mtu N                 TUN MTU, 576..65535 (default: 65535; the TUN is local, and
                           large packets cut per-packet work; see README)
   --address CIDR          IPv4 address of the TUN (default: 172.19.0.1/30)
@@ -138,6 +142,8 @@ Options parse_options(int argc, char** argv) {
       options.upstream = value();
     } else if (flag == "--tun") {
       options.tun.name = value();
+    } else if (flag == "--netns") {
+      options.tun.netns = value();
     } else if (flag == "--attach") {
       options.tun.attach_only = true;
     } else if (flag == "--mtu") {
