@@ -149,6 +149,18 @@ void LwipStack::input(PacketView packet) {
   }
 }
 
+void LwipStack::input_syn(PacketView packet, const FlowKey& key) {
+  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcb->remote_port == key.source.port && pcb->local_port == key.destination.port &&
+        endpoint_of(pcb->remote_ip, pcb->remote_port) == key.source &&
+        endpoint_of(pcb->local_ip, pcb->local_port) == key.destination) {
+      tcp_abort(pcb);
+      break;
+    }
+  }
+  input(packet);
+}
+
 void LwipStack::check_timeouts() {
   sys_check_timeouts();
 }

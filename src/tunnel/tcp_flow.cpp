@@ -315,7 +315,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     // the application completes.
     PacketBytes syn = std::move(syn_packet_);
     syn_packet_.clear();
-    host_.inject_packet(syn);
+    host_.inject_syn(syn, key_);
     if (phase_ == Phase::accepting) arm_timer(host_.flow_settings().accept_timeout_ms);
     return;
   }

@@ -53,8 +53,8 @@ class FlowHost {
   [[nodiscard]] virtual uv_loop_t* loop() = 0;
   [[nodiscard]] virtual const FlowSettings& flow_settings() const = 0;
   [[nodiscard]] virtual FlowCounters& flow_counters() = 0;
-  // Feeds a packet into lwIP as if it had just come from the TUN.
-  virtual void inject_packet(PacketView packet) = 0;
+  // Feeds the flow's held SYN into lwIP, which answers it and later accepts.
+  virtual void inject_syn(PacketView packet, const FlowKey& key) = 0;
   // Writes a packet built by the flow (a reset, an ICMP error) to the TUN.
   virtual void write_packet(PacketView packet) = 0;
   // A buffer for one upstream read; its bytes are consumed before the read callback returns,

@@ -126,8 +126,8 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
   slot->second->start();
 }
 
-void Tunnel::inject_packet(PacketView packet) {
-  stack_.input(packet);
+void Tunnel::inject_syn(PacketView packet, const FlowKey& key) {
+  stack_.input_syn(packet, key);
 }
 
 void Tunnel::write_packet(PacketView packet) {

@@ -64,7 +64,7 @@ class Tunnel final : public FlowHost, public LwipStack::Delegate {
   uv_loop_t* loop() override { return loop_; }
   const FlowSettings& flow_settings() const override { return settings_.flow; }
   FlowCounters& flow_counters() override { return flow_counters_; }
-  void inject_packet(PacketView packet) override;
+  void inject_syn(PacketView packet, const FlowKey& key) override;
   void write_packet(PacketView packet) override;
   uv_buf_t read_buffer(std::size_t at_most) override;
   void flow_finished(TcpFlow& flow) override;

@@ -188,6 +188,12 @@
 /* Per-pcb keepalive timing (tcp_keepalive idle/interval/count settable by the tunnel), so
    idle flows whose app vanished without a FIN/RST can be detected and reaped. */
 #define LWIP_TCP_KEEPALIVE 1
+/* TIME_WAIT lasts 2 * TCP_MSL. On a TUN no segment can linger in a network, so the
+   stock 2 minutes only keep the 4-tuple busy: when the upstream closes first, lwIP holds
+   TIME_WAIT while the app's kernel holds none and may reuse its port at once; the new SYN
+   would then hit the TIME_WAIT pcb instead of our listener. 2 seconds covers a
+   retransmitted FIN and frees the tuple quickly. */
+#define TCP_MSL 1000UL
 /* No listen backlog cap in lwIP: the classifier in front of lwIP holds each new flow's
    SYN until the upstream accepts, so it bounds pending flows; lwIP's u8_t backlog (max
    255) would silently drop SYNs in a connection-rate burst. */
