@@ -292,7 +292,9 @@ def markdown(report, a):
     names = [n for n in ("direct", "socksd", "microsocks", "dante") if n in res and "error" not in res[n]]
     out = [f"# socksd benchmark, {report['date']}", "",
            f"Loopback, {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), kernel "
-           f"{report['machine']['kernel']}; {a.seconds} s per throughput/rate run, {a.idle} idle sessions. "
+           f"{report['machine']['kernel']}; commit {report['source']['commit']}"
+           f"{' (socksd sources modified)' if report['source']['socksd_sources_modified'] else ''}; "
+           f"{a.seconds} s per throughput/rate run, {a.idle} idle sessions. "
            "Figures from one run: compare columns, not machines.", ""]
     for n, r in res.items():
         if "error" in r:
@@ -345,6 +347,15 @@ def machine():
     return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": model}
 
 
+def source_state():
+    """The commit measured, and whether socksd's sources differed from it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    head = version_of(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = version_of(["git", "-C", root, "status", "--porcelain", "--", "src/server", "src/apps/socksd",
+                        "src/net", "src/socks", "src/config"])
+    return {"commit": head, "socksd_sources_modified": dirty not in ("", "?")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--load", required=True, help="path of the socks_load binary")
@@ -366,6 +377,7 @@ def main():
                               start_new_session=True)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(),
+              "source": source_state(),
               "config": {k: getattr(a, k) for k in ("seconds", "workers", "size", "idle")},
               "versions": {}, "results": {}}
     try:
