@@ -44,12 +44,12 @@ expect_exit() {
   log "ok: $label -> exit $rc: $err"
 }
 
-expect_exit 2 "unknown flag" -- '--frobnicate' --upstream "$up" --frobnicate
+expect_exit 2 "unknown flag" '--frobnicate' --upstream "$up" --frobnicate
 expect_exit 2 "bad URL scheme http" 'http|scheme|url' --upstream "http://127.0.0.1:1080"
 expect_exit 2 "bad URL scheme socks6" 'socks6|scheme|url' --upstream "socks6://127.0.0.1:1080"
-expect_exit 2 "URL without a port" 'port|url' --upstream "socks5://127.0.0.1"
+expect_exit 2 "URL with port 70000" 'port|url' --upstream "socks5://127.0.0.1:70000"
 expect_exit 2 "missing --upstream" 'upstream'
-expect_exit 2 "--tun without a value" -- '--tun' --upstream "$up" --tun
+expect_exit 2 "--tun without a value" '--tun' --upstream "$up" --tun
 expect_exit 2 "--mtu too small" 'mtu' --upstream "$up" --mtu 100
 expect_exit 2 "--mtu not a number" 'mtu' --upstream "$up" --mtu big
 expect_exit 2 "bad --log-level" 'log-level' --upstream "$up" --log-level loud

@@ -76,12 +76,9 @@ done
 [[ $(json_get "$c2" flows_open) == 0 ]] || fail "counters: flows_open != 0 while idle: $c2"
 
 # The fwmark on the upstream socket, while a flow is open.
-peer_client --host "$SERVER_IP4" --port "$holder_port" --mode hold --count 1 --timeout 30 \
-  >"$E2E_TMP/hold.out" 2>&1 &
-hold_pid=$!
-register_cleanup "kill $hold_pid 2>/dev/null"
-wait_for 10 grep -q '^connected ' "$E2E_TMP/hold.out" || fail "holding client did not connect: $(cat "$E2E_TMP/hold.out")"
-up_sock=$(in_client ss -Htne state established dst "$PROXY_IP4:$UPSTREAM_PORT")
+start_client hold --host "$SERVER_IP4" --port "$holder_port" --mode hold --count 1 --timeout 30
+wait_for 10 grep -q '^connected ' "$E2E_TMP/hold.log" || fail "holding client did not connect: $(cat "$E2E_TMP/hold.log")"
+up_sock=$(in_client ss -Htne state established dst "$PROXY_IP4:$UPSTREAM_PORT" 2>/dev/null)
 [[ -n $up_sock ]] || fail "no established upstream socket to $PROXY_IP4:$UPSTREAM_PORT in the client namespace"
 grep -q 'fwmark:0x2d0' <<<"$up_sock" || fail "the upstream socket has no fwmark 0x2d0: $up_sock"
 grep -q "$CLIENT_VETH_IP4:" <<<"$up_sock" || fail "the upstream socket is not bound to the veth address: $up_sock"

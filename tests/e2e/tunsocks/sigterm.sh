@@ -13,11 +13,8 @@ start_peer holder "$SERVER_IP4" hold
 start_tunsocks ts
 n=5
 
-peer_client --host "$SERVER_IP4" --port "$holder_port" --mode hold --count "$n" --timeout 10 \
-  >"$E2E_TMP/hold.out" 2>&1 &
-hold_pid=$!
-register_cleanup "kill $hold_pid 2>/dev/null"
-wait_for 10 grep -q '^connected ' "$E2E_TMP/hold.out" || fail "holding client did not connect: $(cat "$E2E_TMP/hold.out")"
+start_client hold --host "$SERVER_IP4" --port "$holder_port" --mode hold --count "$n" --timeout 10
+wait_for 10 grep -q '^connected ' "$E2E_TMP/hold.log" || fail "holding client did not connect: $(cat "$E2E_TMP/hold.log")"
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == "$n" ]] || fail "expected $n open flows before SIGTERM: $c"
 
@@ -34,12 +31,12 @@ if in_client ip link show "$TUN_NAME" >/dev/null 2>&1; then
 fi
 log "ok: exit 0 after ${took} ms, $TUN_NAME gone"
 
-wait_for 15 has_exited "$hold_pid" || fail "the apps still wait 15 s after tunsocks stopped (no reset): $(cat "$E2E_TMP/hold.out")"
-ended=$(grep -c '^ended ' "$E2E_TMP/hold.out" || true)
-((ended == n)) || fail "$ended of $n app connections ended: $(cat "$E2E_TMP/hold.out")"
+wait_for 15 has_exited "$hold_pid" || fail "the apps still wait 15 s after tunsocks stopped (no reset): $(cat "$E2E_TMP/hold.log")"
+ended=$(grep -c '^ended ' "$E2E_TMP/hold.log" || true)
+((ended == n)) || fail "$ended of $n app connections ended: $(cat "$E2E_TMP/hold.log")"
 while read -r l; do
   [[ $(field "$l" end) == ECONNRESET ]] || fail "an open flow was not reset at shutdown: app saw $l"
-done < <(grep '^ended ' "$E2E_TMP/hold.out")
+done < <(grep '^ended ' "$E2E_TMP/hold.log")
 shut=$(grep -E 'flow id=[0-9]+ ' "$E2E_TMP/ts.log" | grep -c ' end=shutdown' || true)
 ((shut == n)) || fail "expected $n flow lines with end=shutdown, have $shut"
 wait_for 10 bash -c "(( \$(grep -c '^received ' '$E2E_TMP/holder.log') >= $n ))" ||

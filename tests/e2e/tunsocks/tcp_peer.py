@@ -9,6 +9,8 @@ serve --host H [--port P] --mode M [--bytes N]     prints `listening on H:P` fir
   client-closes-first  read to EOF, then send N bytes, then close
   server-closes-first  send N bytes, shutdown(SHUT_WR), read to EOF, then close
   stream               never read; send until the peer or a signal stops it
+  send                 send N bytes, shutdown(SHUT_WR), read to EOF
+  slow-sink            accept, sleep --pause seconds, then read to EOF
   sink                 read to EOF or error
   hold                 read to EOF or error (a connection that stays open)
 
@@ -18,6 +20,8 @@ client --host H --port P --mode M [...]
   read-until-error     send a few bytes the server never reads, read; `progress` once
                        --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`
   upload-then-abort    send --bytes, then close with SO_LINGER 0 (a RST)
+  slow-read            read --progress bytes, sleep --pause seconds, read to EOF
+  send                 send --bytes, shutdown(SHUT_WR), read to EOF
   probe                connect once; `result=connected|<ERRNO>|timeout ms=<elapsed>`
   hold                 open --count connections, send one byte on each, print
                        `connected count=N`, then wait for each to end
@@ -116,6 +120,17 @@ def serve_one(conn, peer, a):
             say("streaming", tag)
             for chunk in random_stream(1 << 40):
                 conn.sendall(chunk)
+        elif a.mode == "send":
+            sha_out = send_all(conn, a.bytes)
+            say("sent", tag, f"bytes={a.bytes}", f"sha256={sha_out}")
+            conn.shutdown(socket.SHUT_WR)
+            read_to_end(conn)
+        elif a.mode == "slow-sink":
+            say("accepted", tag)
+            time.sleep(a.pause)
+            say("reading", tag)
+            n, sha, end = read_to_end(conn)
+            say("received", tag, f"bytes={n}", f"sha256={sha}", f"end={end}")
         elif a.mode in ("sink", "hold"):
             n, sha, end = read_to_end(conn)
             say("received", tag, f"bytes={n}", f"sha256={sha}", f"end={end}")
@@ -229,6 +244,36 @@ def client(a):
                 # From here on the test kills the server; bound the wait for its news.
                 s.settimeout(a.timeout)
         say("end", f"bytes={n}", f"end={end}")
+    elif a.mode == "slow-read":
+        h = hashlib.sha256()
+        n = 0
+        while n < a.progress:
+            data = s.recv(CHUNK)
+            if not data:
+                break
+            h.update(data)
+            n += len(data)
+        say("paused", f"bytes={n}")
+        time.sleep(a.pause)
+        say("resumed")
+        end = "eof"
+        while True:
+            try:
+                data = s.recv(CHUNK)
+            except OSError as e:
+                end = errname(e)
+                break
+            if not data:
+                break
+            h.update(data)
+            n += len(data)
+        say("received", f"bytes={n}", f"sha256={h.hexdigest()}", f"end={end}")
+    elif a.mode == "send":
+        sha_out = send_all(s, a.bytes)
+        s.shutdown(socket.SHUT_WR)
+        say("sent", f"bytes={a.bytes}", f"sha256={sha_out}", "then=shutdown_wr")
+        n, _, end = read_to_end(s)
+        say("closed", f"bytes={n}", f"end={end}")
     elif a.mode == "upload-then-abort":
         sha_out = send_all(s, a.bytes)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -256,6 +301,7 @@ def main():
     sv.add_argument("--port", type=int, default=0)
     sv.add_argument("--mode", required=True)
     sv.add_argument("--bytes", type=int, default=0)
+    sv.add_argument("--pause", type=float, default=0.0)
     cl = sub.add_parser("client")
     cl.add_argument("--host", required=True)
     cl.add_argument("--port", type=int, required=True)
@@ -263,6 +309,7 @@ def main():
     cl.add_argument("--bytes", type=int, default=0)
     cl.add_argument("--count", type=int, default=1)
     cl.add_argument("--progress", type=int, default=1 << 20)
+    cl.add_argument("--pause", type=float, default=0.0)
     cl.add_argument("--timeout", type=float, default=30.0,
                     help="socket timeout: a hang becomes `timeout`, never a stuck test")
     a = ap.parse_args()

@@ -211,7 +211,7 @@ _wait_started() {
 
 # start_tunsocks NAME [ARGS...]: tunsocks in the client namespace against $UPSTREAM_URL
 # (unless ARGS has --upstream), waits for `tun tun0 up`, then points the default routes
-# (v4 and v6) of the client namespace at the TUN.
+# (v4, and v6 unless --address6 none) of the client namespace at the TUN.
 start_tunsocks() {
   local name=$1
   shift
@@ -226,7 +226,9 @@ start_tunsocks() {
   log "tunsocks: $(grep -E "tun $TUN_NAME up" "$E2E_TMP/$name.log" | head -n 1) (pid ${!pid_var})"
   in_client ip link show "$TUN_NAME" >/dev/null 2>&1 || fail "tunsocks logged 'tun $TUN_NAME up' but there is no $TUN_NAME"
   in_client ip route replace default dev "$TUN_NAME" || fail "cannot add the v4 default route on $TUN_NAME"
-  in_client ip -6 route replace default dev "$TUN_NAME" || fail "cannot add the v6 default route on $TUN_NAME"
+  if [[ " ${args[*]} " != *" --address6 none "* ]]; then
+    in_client ip -6 route replace default dev "$TUN_NAME" || fail "cannot add the v6 default route on $TUN_NAME"
+  fi
   # The upstream still goes out of the veth: the connected route is more specific.
   in_client ip route get "$PROXY_IP4" | grep -q "dev $CLIENT_VETH" ||
     fail "topology: the upstream $PROXY_IP4 would not leave through $CLIENT_VETH: $(in_client ip route get "$PROXY_IP4")"
@@ -324,6 +326,14 @@ peer_client() {
   in_client "$SYSTEM_PYTHON" -u "$TCP_PEER" client "$@"
 }
 
+# start_client NAME ARGS...: the same in the background, output in $E2E_TMP/NAME.log;
+# NAME_pid is the client process itself (so it can be signalled), killed on exit.
+start_client() {
+  local name=$1
+  shift
+  start_bg "$name" ip netns exec "$client_ns" "$SYSTEM_PYTHON" -u "$TCP_PEER" client "$@"
+}
+
 # make_body NAME BYTES: a random file served as /NAME; prints its sha256.
 make_body() {
   mkdir -p "$E2E_TMP/www"
@@ -343,7 +353,8 @@ curl_in_client() {
 }
 
 # get_and_check TS_NAME URL BODY_NAME SHA: GET through the TUN, compare sha256, check the
-# flow line (reply=succeeded end=eof, down = response bytes, up = request bytes).
+# flow line (reply=succeeded, or $OK_REPLY for SOCKS4's "granted"; end=eof; down =
+# response bytes, up = request bytes).
 # Prints the flow line.
 get_and_check() {
   local ts=$1 url=$2 body=$3 sha=$4 stats
@@ -359,7 +370,7 @@ get_and_check() {
   ((dl == size)) || fail "curl downloaded $dl bytes of /$body, expected $size"
   local line
   line=$(flow_line "$ts" "$cport")
-  expect_field "$line" reply succeeded
+  expect_field "$line" reply "${OK_REPLY:-succeeded}"
   expect_field "$line" end eof
   expect_field "$line" down $((hdr + dl))
   expect_field "$line" up $((req + upl))
@@ -386,7 +397,7 @@ upload_and_check() {
   ((upl == size)) || fail "curl uploaded $upl bytes, expected $size"
   local line
   line=$(flow_line "$ts" "$cport")
-  expect_field "$line" reply succeeded
+  expect_field "$line" reply "${OK_REPLY:-succeeded}"
   expect_field "$line" end eof
   expect_field "$line" up $((req + upl))
   expect_field "$line" down $((hdr + dl))
@@ -448,4 +459,13 @@ has_exited() {
   local state
   state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
   [[ -z $state || $state == Z || $state == X ]]
+}
+
+# kstat NS FILE PREFIX KEY: one kernel TCP counter of namespace NS, from /proc/net/FILE
+# (snmp: "Tcp" EstabResets, OutRsts...; netstat: "TcpExt" TCPAbortOnData...). The
+# tests use them to tell which hop turned a reset into a FIN.
+kstat() {
+  ip netns exec "$1" awk -v p="$3:" -v key="$4" '
+    $1 == p { if (!seen) { for (i = 2; i <= NF; i++) name[i] = $i; seen = 1 }
+              else for (i = 2; i <= NF; i++) if (name[i] == key) print $i }' "/proc/net/$2"
 }

@@ -23,7 +23,7 @@ size=$((16 * 1024 * 1024))
 variant() {
   local name=$1 url=$2 ok=$3 refused=$4 line r
   start_tunsocks "$name" --upstream "$url" --connect-timeout 5
-  transfer_suite "$name" http "$size" "$size"
+  OK_REPLY=$ok transfer_suite "$name" http "$size" "$size"
   line=$(grep -E 'flow id=[0-9]+ ' "$E2E_TMP/$name.log" | head -n 1)
   expect_field "$line" reply "$ok"
   local shown
