@@ -7,13 +7,15 @@
 //   socks_load server [--listen 127.0.0.1:0] [--threads 2]
 //       One server for every mode. The first byte a client sends picks what it gets:
 //       'D' the server sends without end (download), 'U' it reads and discards (upload),
-//       'E' it echoes every later byte. Prints `listening on HOST:PORT` once ready.
+//       'E' it echoes every later byte, 'C' LEN(2 bytes) it echoes LEN bytes and then
+//       closes first. Prints `listening on HOST:PORT` once ready.
 //   socks_load stream --proxy ADDR|direct --target ADDR [--streams 1] [--seconds 5]
 //                     [--dir down|up]
 //       N parallel bulk streams for T seconds; prints {"bytes","seconds","gbit_s"}.
 //   socks_load rate --proxy ADDR|direct --target ADDR [--seconds 5] [--workers 4]
 //                   [--size 100]
-//       Back-to-back short sessions: connect, CONNECT, SIZE bytes echoed, close. Prints
+//       Back-to-back short sessions: connect, CONNECT, SIZE bytes echoed, the server
+//       closes, the client sees EOF and closes (SIZE <= 65535). Prints
 //       {"sessions","errors","per_second","p50_ms","p99_ms"}.
 //   socks_load hold --proxy ADDR|direct --target ADDR [--count 1000]
 //       Opens COUNT relayed sessions (each proven by a 1-byte echo), prints
@@ -319,7 +321,7 @@ int run_rate(const Args& a) {
   Route route = parse_route(a);
   const long workers = std::max(1L, a.num("workers", 4));
   const double seconds = static_cast<double>(std::max(1L, a.num("seconds", 5)));
-  const auto size = static_cast<std::size_t>(std::max(1L, a.num("size", 100)));
+  const auto size = static_cast<std::size_t>(std::clamp(a.num("size", 100), 1L, 65535L));
   std::atomic<uint64_t> ok{0};
   std::atomic<uint64_t> errors{0};
   std::vector<std::vector<float>> lat(static_cast<std::size_t>(workers));
@@ -328,14 +330,17 @@ int run_rate(const Args& a) {
   std::vector<std::thread> threads;
   for (long w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
-      std::vector<uint8_t> out(size, 0x42);
-      std::vector<uint8_t> in(size);
+      std::vector<uint8_t> out(size + 2, 0x42);
+      out[0] = static_cast<uint8_t>(size >> 8);
+      out[1] = static_cast<uint8_t>(size & 0xff);
+      std::vector<uint8_t> in(size + 1);
       auto& mine = lat[static_cast<std::size_t>(w)];
       while (Clock::now() < deadline) {
         auto s0 = Clock::now();
-        int fd = open_session(route, 'E');
-        bool good = fd >= 0 && write_all(fd, out.data(), size) && read_exact(fd, in.data(), size) &&
-                    std::memcmp(in.data(), out.data(), size) == 0;
+        int fd = open_session(route, 'C');
+        // The server echoes SIZE bytes and closes first; the session is done at its EOF.
+        bool good = fd >= 0 && write_all(fd, out.data(), size + 2) && read_exact(fd, in.data(), size) &&
+                    std::memcmp(in.data(), out.data() + 2, size) == 0 && ::recv(fd, in.data(), 1, 0) == 0;
         if (fd >= 0) ::close(fd);
         if (good) {
           ++ok;
@@ -394,7 +399,9 @@ int run_hold(const Args& a) {
 
 struct Conn {
   int fd = -1;
-  char mode = 0;  // 0 until the opcode arrived
+  char mode = 0;  // 0 until the opcode (and for 'C' its 2-byte length) arrived
+  std::vector<uint8_t> head;  // opcode bytes received so far
+  std::size_t remaining = 0;  // 'C': bytes still to echo before the server closes
   std::vector<char> pending;  // echo bytes not yet written, from pending_off on
   std::size_t pending_off = 0;
 };
@@ -478,13 +485,28 @@ class Worker {
       }
       std::size_t off = 0;
       if (c->mode == 0) {
-        c->mode = static_cast<char>(buf_[0]);
-        off = 1;
+        if (c->head.empty()) c->head.push_back(buf_[off++]);
+        const char op = static_cast<char>(c->head[0]);
+        const std::size_t need = op == 'C' ? 3 : 1;
+        while (off < static_cast<std::size_t>(r) && c->head.size() < need) c->head.push_back(buf_[off++]);
+        if (c->head.size() < need) continue;
+        c->mode = op;
+        if (op == 'C') c->remaining = std::size_t{c->head[1]} << 8 | c->head[2];
         if (c->mode == 'D') {
           want(c, EPOLLIN | EPOLLOUT);
           return;
         }
-        if (c->mode != 'U' && c->mode != 'E') return drop(c);
+        if (c->mode != 'U' && c->mode != 'E' && c->mode != 'C') return drop(c);
+      }
+      if (c->mode == 'C') {
+        // Echo `remaining` bytes, then FIN first: the TIME_WAIT lands on this side (the
+        // listening port), not on an ephemeral port of the proxy or the client, so a long
+        // rate run does not exhaust ephemeral ports for the servers measured after it.
+        std::size_t n = std::min(c->remaining, static_cast<std::size_t>(r) - off);
+        if (n > 0 && !write_all(c->fd, buf_.data() + off, n)) return drop(c);
+        c->remaining -= n;
+        if (c->remaining == 0) ::shutdown(c->fd, SHUT_WR);
+        continue;
       }
       if (c->mode == 'E' && static_cast<std::size_t>(r) > off) {
         const char* p = reinterpret_cast<const char*>(buf_.data()) + off;
