@@ -95,20 +95,30 @@ socks::Bytes ClientHandshake::take_output() {
 std::size_t ClientHandshake::feed(ByteView input) {
   std::size_t used = 0;
   while (status_ == Status::in_progress && used < input.size()) {
-    ByteView rest = input.subspan(used);
+    const ByteView rest = input.subspan(used);
     std::size_t step_used = 0;
     switch (step_) {
       case Step::method_selection:
-        step_used = on_method_selection(rest);
+        step_used = take(socks::parse_socks5_method_selection(rest),
+                         [this](const auto& message) { on_method_selection(message); });
         break;
       case Step::auth_status:
-        step_used = on_auth_status(rest);
+        step_used = take(socks::parse_user_pass_status(rest),
+                         [this](const auto& message) { on_auth_status(message); });
         break;
       case Step::socks5_reply:
-        step_used = on_socks5_reply(rest);
+        step_used = take(socks::parse_socks5_response(rest), [this](const auto& reply) {
+          finish_request(static_cast<std::uint8_t>(reply.code),
+                         reply.code == socks::Socks5Reply::succeeded, socks::describe(reply.code),
+                         reply.bound);
+        });
         break;
       case Step::socks4_reply:
-        step_used = on_socks4_reply(rest);
+        step_used = take(socks::parse_socks4_response(rest), [this](const auto& reply) {
+          finish_request(static_cast<std::uint8_t>(reply.code),
+                         reply.code == socks::Socks4Reply::granted, socks::describe(reply.code),
+                         Address::ipv4(reply.ip, reply.port));
+        });
         break;
     }
     if (step_used == 0) break;  // incomplete (or failed without consuming)
@@ -117,86 +127,55 @@ std::size_t ClientHandshake::feed(ByteView input) {
   return used;
 }
 
-std::size_t ClientHandshake::on_method_selection(ByteView input) {
-  auto parsed = socks::parse_socks5_method_selection(input);
+template <class Message, class Handle>
+std::size_t ClientHandshake::take(socks::ParseResult<Message> parsed, Handle handle) {
   if (!parsed) {
     fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
     return 0;
   }
   if (!parsed->complete()) return 0;
-  const std::uint8_t chosen = parsed->message->method;
+  handle(*parsed->message);
+  return parsed->consumed;
+}
+
+void ClientHandshake::on_method_selection(const socks::Socks5MethodSelection& selection) {
+  const std::uint8_t chosen = selection.method;
   const std::uint8_t offered =
       options_.credentials ? socks::method::user_pass : socks::method::no_auth;
   if (chosen != offered) {
     reply_code_ = chosen;
-    fail(HandshakeFailure::no_acceptable_method, chosen == socks::method::no_acceptable
-                                                     ? "server accepts none of our methods"
-                                                     : "server chose a method we did not offer");
-    return parsed->consumed;
+    return fail(HandshakeFailure::no_acceptable_method,
+                chosen == socks::method::no_acceptable ? "server accepts none of our methods"
+                                                       : "server chose a method we did not offer");
   }
   if (chosen == socks::method::user_pass) {
     socks::UserPassRequest auth{options_.credentials->user, options_.credentials->password};
     if (auto written = socks::write_user_pass_request(auth, output_); !written) {
-      fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
-      return parsed->consumed;
+      return fail(HandshakeFailure::unsupported,
+                  std::string(socks::describe(written.error().code)));
     }
     step_ = Step::auth_status;
-  } else {
-    queue_request();
-    step_ = Step::socks5_reply;
-  }
-  return parsed->consumed;
-}
-
-std::size_t ClientHandshake::on_auth_status(ByteView input) {
-  auto parsed = socks::parse_user_pass_status(input);
-  if (!parsed) {
-    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
-    return 0;
-  }
-  if (!parsed->complete()) return 0;
-  if (!parsed->message->ok()) {
-    reply_code_ = parsed->message->status;
-    fail(HandshakeFailure::auth_rejected, "status " + std::to_string(parsed->message->status));
-    return parsed->consumed;
+    return;
   }
   queue_request();
   step_ = Step::socks5_reply;
-  return parsed->consumed;
 }
 
-std::size_t ClientHandshake::on_socks5_reply(ByteView input) {
-  auto parsed = socks::parse_socks5_response(input);
-  if (!parsed) {
-    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
-    return 0;
+void ClientHandshake::on_auth_status(const socks::UserPassStatus& status) {
+  if (!status.ok()) {
+    reply_code_ = status.status;
+    return fail(HandshakeFailure::auth_rejected, "status " + std::to_string(status.status));
   }
-  if (!parsed->complete()) return 0;
-  const auto& response = *parsed->message;
-  reply_code_ = static_cast<std::uint8_t>(response.code);
-  if (response.code != socks::Socks5Reply::succeeded) {
-    fail(HandshakeFailure::request_rejected, std::string(socks::describe(response.code)));
-  } else {
-    succeed(response.bound);
-  }
-  return parsed->consumed;
+  queue_request();
+  step_ = Step::socks5_reply;
 }
 
-std::size_t ClientHandshake::on_socks4_reply(ByteView input) {
-  auto parsed = socks::parse_socks4_response(input);
-  if (!parsed) {
-    fail(HandshakeFailure::protocol_error, parse_error_text(parsed.error()));
-    return 0;
-  }
-  if (!parsed->complete()) return 0;
-  const auto& response = *parsed->message;
-  reply_code_ = static_cast<std::uint8_t>(response.code);
-  if (response.code != socks::Socks4Reply::granted) {
-    fail(HandshakeFailure::request_rejected, std::string(socks::describe(response.code)));
-  } else {
-    succeed(Address::ipv4(response.ip, response.port));
-  }
-  return parsed->consumed;
+void ClientHandshake::finish_request(std::uint8_t code, bool granted, std::string_view text,
+                                     const socks::Address& bound) {
+  reply_code_ = code;
+  if (!granted) return fail(HandshakeFailure::request_rejected, std::string(text));
+  status_ = Status::succeeded;
+  bound_ = bound;
 }
 
 void ClientHandshake::fail(HandshakeFailure failure, std::string detail) {
@@ -204,11 +183,6 @@ void ClientHandshake::fail(HandshakeFailure failure, std::string detail) {
   failure_ = failure;
   detail_ = std::move(detail);
   output_.clear();
-}
-
-void ClientHandshake::succeed(socks::Address bound) {
-  status_ = Status::succeeded;
-  bound_ = std::move(bound);
 }
 
 std::string ClientHandshake::reply_text() const {

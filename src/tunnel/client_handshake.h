@@ -74,12 +74,14 @@ class ClientHandshake {
   void start();
   void queue_request();
   void fail(HandshakeFailure failure, std::string detail);
-  void succeed(socks::Address bound);
-  // Each returns bytes used, 0 when more input is needed.
-  std::size_t on_method_selection(socks::ByteView input);
-  std::size_t on_auth_status(socks::ByteView input);
-  std::size_t on_socks5_reply(socks::ByteView input);
-  std::size_t on_socks4_reply(socks::ByteView input);
+  // Parses one message for the current step: a parse error fails the handshake, an
+  // incomplete message waits for more bytes (0 used), a complete one goes to `handle`.
+  template <class Message, class Handle>
+  std::size_t take(socks::ParseResult<Message> parsed, Handle handle);
+  void on_method_selection(const socks::Socks5MethodSelection& selection);
+  void on_auth_status(const socks::UserPassStatus& status);
+  void finish_request(std::uint8_t code, bool granted, std::string_view text,
+                      const socks::Address& bound);
 
   HandshakeOptions options_;
   socks::Command command_;
