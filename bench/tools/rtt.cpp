@@ -1,0 +1,167 @@
+// rtt: round-trip time of small request/response messages on one TCP connection, for the
+// tunsocks benchmark (bench/tunsocks/run).
+//
+//   rtt server --listen IP:PORT
+//       Echoes every byte back on every connection (epoll, one thread). Prints
+//       `listening on IP:PORT` once ready; runs until killed.
+//   rtt client --connect IP:PORT [--size 64] [--count 5000] [--warmup 200]
+//       One connection (TCP_NODELAY), then COUNT times: send SIZE bytes, wait until all
+//       SIZE come back. Each round trip is timed with the monotonic clock; the first
+//       WARMUP are not counted. Prints one JSON line:
+//       {"size","count","connect_us","p50_us","p90_us","p99_us","min_us","max_us","mean_us"}.
+//
+// Exit status: 0 when the measurement ran, 1 when the connection failed, 2 for bad usage.
+
+#include <sys/epoll.h>
+
+#include <numeric>
+#include <unordered_map>
+
+#include "tcp_tool.h"
+
+namespace {
+
+using namespace tcp_tool;
+
+struct EchoConnection {
+  std::vector<std::uint8_t> pending;  // read but not yet written back
+};
+
+[[noreturn]] void serve(const Endpoint& listen_address) {
+  const int listener = listen_on(listen_address);
+  const int epoll = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll < 0) die("epoll_create1");
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = listener;
+  ::epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &event);
+  std::unordered_map<int, EchoConnection> connections;
+  std::vector<std::uint8_t> buffer(64 * 1024);
+  std::vector<epoll_event> events(64);
+
+  auto drop = [&](int fd) {
+    ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    connections.erase(fd);
+  };
+  // Writes what is pending; waits for EPOLLOUT (and stops reading) while the peer is slow.
+  auto flush = [&](int fd, EchoConnection& connection) {
+    while (!connection.pending.empty()) {
+      const ssize_t n = ::send(fd, connection.pending.data(), connection.pending.size(),
+                               MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) return false;
+      connection.pending.erase(connection.pending.begin(), connection.pending.begin() + n);
+    }
+    epoll_event change{};
+    change.events = connection.pending.empty() ? EPOLLIN : EPOLLOUT;
+    change.data.fd = fd;
+    ::epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &change);
+    return true;
+  };
+
+  for (;;) {
+    const int ready = ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) die("epoll_wait");
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == listener) {
+        for (;;) {
+          const int client = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (client < 0) break;
+          set_nodelay(client);
+          connections.emplace(client, EchoConnection{});
+          epoll_event added{};
+          added.events = EPOLLIN;
+          added.data.fd = client;
+          ::epoll_ctl(epoll, EPOLL_CTL_ADD, client, &added);
+        }
+        continue;
+      }
+      auto found = connections.find(fd);
+      if (found == connections.end()) continue;
+      EchoConnection& connection = found->second;
+      if (events[i].events & EPOLLOUT) {
+        if (!flush(fd, connection)) drop(fd);
+        continue;
+      }
+      const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) {
+        drop(fd);
+        continue;
+      }
+      connection.pending.insert(connection.pending.end(), buffer.data(), buffer.data() + n);
+      if (!flush(fd, connection)) drop(fd);
+    }
+  }
+}
+
+int client(const Endpoint& target, std::size_t size, long count, long warmup) {
+  const int fd = ::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  set_nodelay(fd);
+  const auto connect_start = Clock::now();
+  if (::connect(fd, target.raw(), target.length) < 0) {
+    std::fprintf(stderr, "rtt: connect to %s: %s\n", to_string(target).c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  const double connect_us = seconds_since(connect_start) * 1e6;
+
+  std::vector<std::uint8_t> request(size);
+  std::vector<std::uint8_t> response(size);
+  for (std::size_t i = 0; i < size; ++i)
+    request[i] = static_cast<std::uint8_t>('a' + i % 26);
+  std::vector<double> samples;
+  samples.reserve(static_cast<std::size_t>(count));
+  for (long i = 0; i < warmup + count; ++i) {
+    request[0] = static_cast<std::uint8_t>(i);
+    const auto start = Clock::now();
+    if (!write_all(fd, request.data(), size) || !read_exact(fd, response.data(), size)) {
+      std::fprintf(stderr, "rtt: connection lost after %ld round trips: %s\n", i,
+                   std::strerror(errno));
+      return 1;
+    }
+    const double us = seconds_since(start) * 1e6;
+    if (response != request) {
+      std::fprintf(stderr, "rtt: round trip %ld came back altered\n", i);
+      return 1;
+    }
+    if (i >= warmup) samples.push_back(us);
+  }
+  ::close(fd);
+
+  std::sort(samples.begin(), samples.end());
+  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) /
+                      static_cast<double>(samples.size());
+  std::printf(
+      "{\"size\":%zu,\"count\":%ld,\"connect_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
+      "\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}\n",
+      size, count, connect_us, percentile(samples, 0.50), percentile(samples, 0.90),
+      percentile(samples, 0.99), samples.front(), samples.back(), mean);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_program = "rtt";
+  if (argc < 2) usage("usage: rtt server|client [options]");
+  const std::string_view mode = argv[1];
+  if (mode == "server") {
+    const Options options(argc, argv, 2, {"--listen"});
+    raise_fd_limit();
+    serve(options.endpoint("--listen"));
+  }
+  if (mode == "client") {
+    const Options options(argc, argv, 2, {"--connect", "--size", "--count", "--warmup"});
+    return client(options.endpoint("--connect"),
+                  static_cast<std::size_t>(options.number("--size", 64, 1, 1 << 20)),
+                  options.number("--count", 5000, 1, 100'000'000),
+                  options.number("--warmup", 200, 0, 100'000'000));
+  }
+  usage("the mode is server or client");
+}
