@@ -246,16 +246,17 @@ int run(const config::SocksdConfig& config) {
     server::Server server(&loop, config);
     App app;
     app.server = &server;
-    if (auto started = server.start(); !started) {
-      std::fprintf(stderr, "socksd: %s\n", started.error().c_str());
-      status = 1;
-    } else if (!watch(&loop, app.sigint, SIGINT, &app) ||
-               !watch(&loop, app.sigterm, SIGTERM, &app) ||
-               !watch(&loop, app.sigusr1, SIGUSR1, &app) ||
-               !watch(&loop, app.sighup, SIGHUP, &app)) {
+    // Signals first: libuv delivers them from the loop, so one that arrives right after
+    // "listening on" (tests and scripts send them as soon as they see that line) waits
+    // for uv_run instead of killing the process with the default action.
+    if (!watch(&loop, app.sigint, SIGINT, &app) || !watch(&loop, app.sigterm, SIGTERM, &app) ||
+        !watch(&loop, app.sigusr1, SIGUSR1, &app) || !watch(&loop, app.sighup, SIGHUP, &app)) {
       std::fprintf(stderr, "socksd: cannot install signal handlers\n");
       app.close_signals();
-      server.shutdown();
+      status = 1;
+    } else if (auto started = server.start(); !started) {
+      std::fprintf(stderr, "socksd: %s\n", started.error().c_str());
+      app.close_signals();
       status = 1;
     } else {
       server.set_stopped_callback(&on_server_stopped, &app);
