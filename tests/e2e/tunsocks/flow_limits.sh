@@ -26,7 +26,7 @@ c=$(tunsocks_counters tsmax)
 log "ok: 4th flow refused: $r"
 kill "$hold3_pid"
 wait "$hold3_pid" 2>/dev/null || true
-wait_for 10 bash -c "grep -cE 'flow id=[0-9]+ .* end=' '$E2E_TMP/tsmax.log' | grep -qx 3" ||
+wait_for 10 bash -c "[[ \$(grep -cE 'flow id=[0-9]+ .* end=' '$E2E_TMP/tsmax.log') == 3 ]]" ||
   fail "the 3 held flows did not end after their app was killed: $(grep -E 'flow id=' "$E2E_TMP/tsmax.log")"
 r=$(probe "$SERVER_IP4" "$holder_port" 20)
 expect_probe "$r" connected 5000 "a connect() once the 3 flows ended"
@@ -41,7 +41,7 @@ wait_for 10 grep -q '^connected ' "$E2E_TMP/hold.log" || fail "3 flows did not o
 wait_for 15 has_exited "$hold_pid" || fail "--idle-timeout 2: the idle apps still wait 15 s later: $(cat "$E2E_TMP/hold.log")"
 ended=$(grep -c '^ended ' "$E2E_TMP/hold.log" || true)
 ((ended == 3)) || fail "--idle-timeout 2: $ended of 3 idle flows ended: $(cat "$E2E_TMP/hold.log")"
-if grep '^ended ' "$E2E_TMP/hold.log" | grep -q 'end=timeout'; then
+if grep '^ended ' "$E2E_TMP/hold.log" | has 'end=timeout'; then
   fail "--idle-timeout 2: an idle app was never told its flow ended: $(cat "$E2E_TMP/hold.log")"
 fi
 idle=$(grep -E 'flow id=[0-9]+ ' "$E2E_TMP/ts.log" | grep -c ' end=idle_timeout' || true)

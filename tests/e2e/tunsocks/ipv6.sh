@@ -14,7 +14,7 @@ start_socksd s --listen "$PROXY_IP4:$UPSTREAM_PORT" --listen "[$PROXY_IP6]:$UPST
 start_http http6 "$SERVER_IP6"
 start_http http4 "$SERVER_IP4"
 start_tunsocks ts --upstream "socks5://$PROXY_IP4:$UPSTREAM_PORT"
-in_client ip -6 route get "$SERVER_IP6" | grep -q "dev $TUN_NAME" ||
+in_client ip -6 route get "$SERVER_IP6" | has "dev $TUN_NAME" ||
   fail "the v6 route to $SERVER_IP6 does not use $TUN_NAME: $(in_client ip -6 route get "$SERVER_IP6")"
 
 base6="http://[$SERVER_IP6]:$http6_port"
@@ -44,12 +44,12 @@ log "ok: v6 half-close"
 
 stop_tunsocks ts
 start_tunsocks ts6 --upstream "socks5://[$PROXY_IP6]:$UPSTREAM_PORT"
-in_client ip -6 route get "$PROXY_IP6" | grep -q "dev $CLIENT_VETH" ||
+in_client ip -6 route get "$PROXY_IP6" | has "dev $CLIENT_VETH" ||
   fail "the v6 upstream $PROXY_IP6 would not leave through $CLIENT_VETH"
 line=$(get_and_check ts6 "$base6/v6get" v6get "$sha")
 log "ok: v6 upstream, v6 destination: $line"
 sha4=$(make_body v4get $((4 * 1024 * 1024)))
 line=$(get_and_check ts6 "http://$SERVER_IP4:$http4_port/v4get" v4get "$sha4")
 log "ok: v6 upstream, v4 destination: $line"
-grep -E 'session id=' "$E2E_TMP/s.log" | grep -qE "client=\[?$CLIENT_VETH_IP6" ||
+grep -E 'session id=' "$E2E_TMP/s.log" | has "client=\[?$CLIENT_VETH_IP6" ||
   fail "socksd saw no session from the client's IPv6 address (the v6 upstream was not used?)"

@@ -25,7 +25,7 @@ for dst in "$SERVER_IP4" "$SERVER_IP4" "$SERVER_IP4" "$SERVER_IP6"; do
   expect_field "$line" down 0
   log "ok: $dst:$closed -> $r; $line"
 done
-grep -E 'session id=.* reply=connection_refused' "$E2E_TMP/s.log" | grep -q "dst=$SERVER_IP4:$closed " ||
+grep -E 'session id=.* reply=connection_refused' "$E2E_TMP/s.log" | has "dst=$SERVER_IP4:$closed " ||
   fail "socksd has no session line dst=$SERVER_IP4:$closed reply=connection_refused (was the refusal socksd's?)"
 
 c=$(tunsocks_counters ts)

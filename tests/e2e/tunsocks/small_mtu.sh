@@ -19,8 +19,12 @@ size=$((16 * 1024 * 1024))
 start_tunsocks ts1280 --mtu 1280
 link=$(in_client ip -o link show "$TUN_NAME")
 grep -q ' mtu 1280 ' <<<"$link" || fail "--mtu 1280: $link"
-in_client ip -o addr show dev "$TUN_NAME" | grep -q "inet $TUN_IP4/30" || fail "tun0 lacks $TUN_IP4/30: $(in_client ip -o addr show dev "$TUN_NAME")"
-in_client ip -o addr show dev "$TUN_NAME" | grep -q "inet6 $TUN_IP6/126" || fail "tun0 lacks $TUN_IP6/126: $(in_client ip -o addr show dev "$TUN_NAME")"
+in_client ip -o addr show dev "$TUN_NAME" | has "inet $TUN_IP4/30" || fail "tun0 lacks $TUN_IP4/30: $(in_client ip -o addr show dev "$TUN_NAME")"
+if ! in_client ip -o addr show dev "$TUN_NAME" | has "inet6 $TUN_IP6/126"; then
+  now=$(in_client ip -o addr show dev "$TUN_NAME")
+  sleep 1
+  fail "tun0 lacks $TUN_IP6/126 once tunsocks said 'up': [$now]; 1 s later: [$(in_client ip -o addr show dev "$TUN_NAME" | grep inet6)]; disable_ipv6=$(in_client sysctl -n "net.ipv6.conf.$TUN_NAME.disable_ipv6"); $(in_client ip -o link show "$TUN_NAME")"
+fi
 transfer_suite ts1280 http "$size" "$size"
 sha6=$(make_body v6 "$size")
 line=$(get_and_check ts1280 "http://[$SERVER_IP6]:$http6_port/v6" v6 "$sha6")
@@ -31,8 +35,8 @@ TUN_IP4=172.20.0.1
 start_tunsocks ts576 --mtu 576 --address "$TUN_IP4/30" --address6 none
 link=$(in_client ip -o link show "$TUN_NAME")
 grep -q ' mtu 576 ' <<<"$link" || fail "--mtu 576: $link"
-in_client ip -o addr show dev "$TUN_NAME" | grep -q "inet $TUN_IP4/30" || fail "tun0 lacks $TUN_IP4/30 (--address): $(in_client ip -o addr show dev "$TUN_NAME")"
-if in_client ip -o addr show dev "$TUN_NAME" | grep -q 'inet6 .* scope global'; then
+in_client ip -o addr show dev "$TUN_NAME" | has "inet $TUN_IP4/30" || fail "tun0 lacks $TUN_IP4/30 (--address): $(in_client ip -o addr show dev "$TUN_NAME")"
+if in_client ip -o addr show dev "$TUN_NAME" | has 'inet6 .* scope global'; then
   fail "--address6 none, yet tun0 has a global IPv6 address: $(in_client ip -o addr show dev "$TUN_NAME")"
 fi
 transfer_suite ts576 http "$size" "$size"

@@ -57,6 +57,14 @@ require_socksd() {
   [[ -x "$SOCKSD" ]] || fail "SOCKSD=$SOCKSD is not an executable file"
 }
 
+# cmd | has ERE: like `grep -qE ERE`, but reads all its input first: under pipefail an
+# early-exiting grep -q can kill the writer with SIGPIPE and fail a pipeline that matched.
+has() {
+  local text
+  text=$(cat)
+  grep -Eq -- "$1" <<<"$text"
+}
+
 in_client() { ip netns exec "$client_ns" "$@"; }
 in_proxy() { ip netns exec "$proxy_ns" "$@"; }
 in_server() { ip netns exec "$server_ns" "$@"; }
@@ -178,7 +186,7 @@ start_upstream() {
 }
 
 _listening_in_proxy() {
-  in_proxy ss -Hltn "sport = :$UPSTREAM_PORT" | grep -q LISTEN
+  in_proxy ss -Hltn "sport = :$UPSTREAM_PORT" | has LISTEN
 }
 
 _wait_listening() {
@@ -230,7 +238,7 @@ start_tunsocks() {
     in_client ip -6 route replace default dev "$TUN_NAME" || fail "cannot add the v6 default route on $TUN_NAME"
   fi
   # The upstream still goes out of the veth: the connected route is more specific.
-  in_client ip route get "$PROXY_IP4" | grep -q "dev $CLIENT_VETH" ||
+  in_client ip route get "$PROXY_IP4" | has "dev $CLIENT_VETH" ||
     fail "topology: the upstream $PROXY_IP4 would not leave through $CLIENT_VETH: $(in_client ip route get "$PROXY_IP4")"
 }
 
