@@ -10,6 +10,7 @@
 #include <expected>
 #include <optional>
 #include <signal.h>
+#include <stdlib.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +39,8 @@ Options (command-line flags override the config file):
                          picks a free port. Default: 127.0.0.1:1080. Once listening,
                          socksd logs "listening on ADDR:PORT" with the real port.
   --config FILE          read settings from a JSON file (see configs/socksd.md).
-  --user NAME:PASSWORD   add a user (repeatable; replaces a config user of that name).
+  --user NAME:PASSWORD   add a user (repeatable; replaces a config user of that name;
+                         the name ends at the first ':', the password may contain ':').
                          With any user configured, SOCKS5 clients must authenticate
                          (RFC 1929, method 0x02; no-auth is no longer accepted) and
                          SOCKS4 requests are rejected (SOCKS4 cannot carry a password).
@@ -306,5 +308,9 @@ int main(int argc, char** argv) {
   net::set_log_level(config.log_level);
   // A write to a peer that reset must be an EPIPE error, not a process-killing signal.
   ::signal(SIGPIPE, SIG_IGN);
+  // Name lookups and crypt(3) checks share libuv's thread pool, 4 threads by default: four
+  // lookups stuck in resolver timeouts would stall every other CONNECT by name and every
+  // hashed login. A larger pool unless the operator chose a size.
+  ::setenv("UV_THREADPOOL_SIZE", "16", 0);
   return run(config);
 }
