@@ -8,7 +8,8 @@
 #    be a flow of its own, and another, ...), packets_out = the packets the kernel took
 #    from tunsocks (tun rx_packets + rx_dropped), packets_in no more than it read
 #    (tun tx_packets), and, idle for 2 s afterwards, counters that stay still;
-#  - the upstream socket carries the fwmark (default 0x2d0), seen with ss while a flow is open.
+#  - the upstream socket carries the fwmark (default 0x2d0), seen with ss while a flow is
+#    open; --fwmark 0x1234 sets that mark instead, --fwmark 0 none.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -85,3 +86,25 @@ grep -q "$CLIENT_VETH_IP4:" <<<"$up_sock" || fail "the upstream socket is not bo
 log "ok: upstream socket: $up_sock"
 kill "$hold_pid" 2>/dev/null || true
 expect_alive ts
+
+# --fwmark sets another mark; --fwmark 0 sets none.
+# upstream_mark NAME: the fwmark ss shows on tunsocks NAME's upstream socket ("" if none).
+upstream_mark() {
+  start_client "hold_$1" --host "$SERVER_IP4" --port "$holder_port" --mode hold --count 1 --timeout 30
+  wait_for 10 grep -q '^connected ' "$E2E_TMP/hold_$1.log" || fail "holding client did not connect through $1"
+  local sock
+  sock=$(in_client ss -Htne state established dst "$PROXY_IP4:$UPSTREAM_PORT" 2>/dev/null)
+  [[ -n $sock ]] || fail "no upstream socket of tunsocks $1"
+  grep -Eo 'fwmark:0x[0-9a-f]+' <<<"$sock" | head -n 1 || true
+  local pid_var="hold_${1}_pid"
+  kill "${!pid_var}" 2>/dev/null || true
+}
+stop_tunsocks ts
+start_tunsocks ts2 --fwmark 0x1234
+mark=$(upstream_mark ts2)
+[[ $mark == fwmark:0x1234 ]] || fail "--fwmark 0x1234: the upstream socket shows '${mark:-no mark}'"
+stop_tunsocks ts2
+start_tunsocks ts3 --fwmark 0
+mark=$(upstream_mark ts3)
+[[ -z $mark ]] || fail "--fwmark 0: the upstream socket still carries $mark"
+log "ok: --fwmark 0x1234 and --fwmark 0"

@@ -3,7 +3,8 @@
 # (--connect-timeout 3), never a hang, and tunsocks serves again once the upstream is back:
 #  1. a GET works (baseline);
 #  2. socksd is stopped (SIGSTOP: its kernel still accepts, nobody answers the SOCKS
-#     greeting): connect() fails within 3 s + 1.5 s; flow line end=connect_timeout;
+#     greeting): connect() fails within 3 s + 1.5 s; flow line end=connect_timeout; the
+#     app's SYN retransmissions meanwhile count as duplicate_syns, not as new flows;
 #  3. socksd is killed (the port is closed): connect() fails within the same bound;
 #     flow line end=upstream_unreachable;
 #  4. socksd is started again on the same address and port: GETs work again, bodies
@@ -39,11 +40,19 @@ expect_error() {
 }
 
 kill -STOP "$s1_pid"
+c0=$(tunsocks_counters ts)
 r=$(expect_error "upstream stopped")
 line=$(flow_line ts "$(field "$r" port)" 10)
 expect_field "$line" end connect_timeout
 expect_field "$line" up 0
 expect_field "$line" down 0
+# The app's kernel retransmitted its SYN (after 1 s, 3 s) while the flow was pending:
+# those are duplicates of a pending flow, not new flows.
+c1=$(tunsocks_counters ts)
+(($(json_get "$c1" duplicate_syns) > $(json_get "$c0" duplicate_syns))) ||
+  fail "counters: no duplicate_syns counted while a SYN was pending for 3 s: $c1"
+[[ $(json_get "$c1" flows_total) == $(($(json_get "$c0" flows_total) + 1)) ]] ||
+  fail "counters: the retransmitted SYNs made flows of their own: $c1"
 log "ok: upstream stopped: app got $r; $line"
 
 kill -KILL "$s1_pid"

@@ -2,6 +2,7 @@
 # The other upstream URL forms, against socksd: each runs a GET and a PUT (16 MiB each,
 # sha256 both sides, flow lines checked) and a closed port (ECONNREFUSED at the app).
 #  socks5://alice:s3cret@  (RFC 1929) -> reply=succeeded / connection_refused
+#  socks5h://              -> reply=succeeded / connection_refused (the app uses IPs)
 #  socks4://               -> reply=granted / rejected
 #  socks4a://              -> reply=granted / rejected
 #  socks5://alice:wrong@   -> the handshake fails: the app gets an error within the
@@ -41,6 +42,7 @@ variant() {
 }
 
 variant ts5 "socks5://alice:s3cret@$PROXY_IP4:$auth_port" succeeded connection_refused
+variant ts5h "socks5h://$PROXY_IP4:$open_port" succeeded connection_refused
 variant ts4 "socks4://$PROXY_IP4:$open_port" granted rejected
 variant ts4a "socks4a://$PROXY_IP4:$open_port" granted rejected
 
