@@ -83,6 +83,9 @@ class Handshake {
   // Client bytes received after the request: they belong to the destination.
   [[nodiscard]] socks::Bytes take_pipelined();
   [[nodiscard]] std::size_t pipelined_size() const;
+  // Client bytes held but not yet consumed, whatever the state (for flow control while
+  // the caller is busy, e.g. checking a password).
+  [[nodiscard]] std::size_t buffered_size() const { return input_.size(); }
 
  private:
   enum class State : std::uint8_t {

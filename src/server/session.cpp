@@ -292,9 +292,11 @@ void Session::client_read(ssize_t nread, const uv_buf_t* buf) {
     if (phase_ == Phase::udp) return;  // nothing is defined on the control connection now
     auto step = handshake_.feed(socks::ByteView(reinterpret_cast<const std::uint8_t*>(block.data()),
                                                 static_cast<std::size_t>(nread)));
-    if (phase_ == Phase::handshake || phase_ == Phase::authenticating) {
+    if (phase_ == Phase::handshake) {
       handle_step(step);
-    } else if (handshake_.pipelined_size() >= kMaxPipelined) {
+    } else if (handshake_.buffered_size() >= kMaxPipelined) {
+      // Busy (checking a password, resolving, connecting): the client may send ahead,
+      // but only so much; TCP holds the rest. 64 KiB always contains a whole request.
       uv_read_stop(client_.stream());
       client_reading_ = false;
     }
