@@ -1,14 +1,17 @@
 // tunsocks: route everything that enters a TUN device through a SOCKS proxy.
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <netdb.h>
 #include <optional>
+#include <poll.h>
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 #include <uv.h>
@@ -214,6 +217,31 @@ void raise_fd_limit() {
   }
 }
 
+// One connection attempt before the tunnel starts, so that a wrong address or a proxy that
+// is down is reported at once rather than as the first refused flow. Not fatal: the
+// upstream may come up later, and flows are refused cleanly until it does.
+std::string probe_upstream(const sockaddr_storage& address, std::uint32_t fwmark) {
+  const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  if (fwmark != 0) ::setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
+  const auto* target = reinterpret_cast<const sockaddr*>(&address);
+  std::string error;
+  if (::connect(fd, target, net::sockaddr_length(target)) < 0 && errno != EINPROGRESS) {
+    error = std::strerror(errno);
+  } else {
+    pollfd waiting{fd, POLLOUT, 0};
+    int code = 0;
+    socklen_t length = sizeof code;
+    if (::poll(&waiting, 1, 3000) == 0) {
+      error = "no answer within 3 s";
+    } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 && code != 0) {
+      error = std::strerror(code);
+    }
+  }
+  ::close(fd);
+  return error;
+}
+
 struct App {
   uv_loop_t* loop = nullptr;
   tunnel::Tunnel* tunnel = nullptr;
@@ -269,6 +297,12 @@ int main(int argc, char** argv) {
       flow.upstream_display.c_str(),
       net::format_sockaddr(reinterpret_cast<const sockaddr*>(&flow.upstream_address)).c_str(),
       flow.fwmark);
+
+  if (const std::string error = probe_upstream(flow.upstream_address, flow.fwmark);
+      !error.empty()) {
+    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
+                flow.upstream_display.c_str(), error.c_str());
+  }
 
   App app;
   app.loop = uv_default_loop();
