@@ -1,5 +1,7 @@
 #include "net/uv_handle.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 namespace tunsocks::net {
@@ -31,6 +33,18 @@ void close_with_reset(uv_tcp_t* handle, uv_close_cb callback) {
     (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option);
   }
   uv_close(reinterpret_cast<uv_handle_t*>(handle), callback);
+}
+
+bool peer_reset(const uv_tcp_t* handle) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(handle), &fd) != 0) return false;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error != 0) return true;
+  tcp_info info{};
+  length = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return false;
+  return info.tcpi_state == TCP_CLOSE;
 }
 
 bool tcp_local_address(const uv_tcp_t* handle, sockaddr_storage& out) {

@@ -36,6 +36,13 @@ struct UvError {
 // must still see the other side reset.
 void close_with_reset(uv_tcp_t* handle, uv_close_cb callback);
 
+// After a read reported UV_EOF: true when the peer actually reset the connection. libuv
+// turns a hang-up that follows a partial read into UV_EOF without reading the socket error,
+// so an RST can look like a FIN; relaying it as a FIN would make a truncated stream look
+// complete. The kernel's TCP state tells them apart (CLOSE after a reset, CLOSE_WAIT after
+// a FIN).
+[[nodiscard]] bool peer_reset(const uv_tcp_t* handle);
+
 template <class H>
 class UvHandle {
  public:

@@ -12,6 +12,7 @@
 #include <lwip/tcp.h>
 
 #include "net/log.h"
+#include "net/uv_handle.h"
 
 namespace tunsocks::tunnel {
 namespace {
@@ -268,7 +269,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
   }
   const bool handshaking = phase_ == Phase::handshaking;
   if (nread < 0) {
-    if (nread == UV_EOF && !handshaking) {
+    if (nread == UV_EOF && !handshaking && !net::peer_reset(&upstream_)) {
       upstream_eof_ = true;
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
       reading_ = false;
@@ -558,9 +559,10 @@ bool TcpFlow::close(CloseReason reason, CloseKind kind, bool in_lwip) {
   if (upstream_.type == UV_TCP && !uv_is_closing(handle)) {
     if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
     reading_ = false;
-    // A reset on one side becomes a reset on the other; uv_tcp_close_reset refuses while a
-    // shutdown is pending, and then a plain close is the best left.
-    if (kind != CloseKind::reset || uv_tcp_close_reset(&upstream_, tunnel::on_close) != 0) {
+    // A reset on one side becomes a reset on the other.
+    if (kind == CloseKind::reset) {
+      net::close_with_reset(&upstream_, tunnel::on_close);
+    } else {
       uv_close(handle, tunnel::on_close);
     }
   }
