@@ -216,6 +216,7 @@ Handshake::Step Handshake::advance() {
           return fail_parse(parsed.error(), "bad request");
         }
         if (!parsed->complete()) return Step::need_more;
+        has_request_ = true;
         command_ = parsed->message->command;
         destination_ = std::move(parsed->message->destination);
         consume(parsed->consumed);
@@ -232,6 +233,7 @@ Handshake::Step Handshake::advance() {
         if (!parsed->complete()) return Step::need_more;
         const socks::Socks4Request& request = *parsed->message;
         protocol_ = request.is_socks4a() ? Protocol::socks4a : Protocol::socks4;
+        has_request_ = true;
         command_ = request.command;
         destination_ = request.destination();
         socks4_user_id_ = request.user_id;

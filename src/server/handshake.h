@@ -58,6 +58,9 @@ class Handshake {
 
   [[nodiscard]] const socks::UserPassRequest& credentials() const { return credentials_; }
   [[nodiscard]] Protocol protocol() const { return protocol_; }
+  // A request was parsed (also when it was then refused, as SOCKS4 is where users are
+  // required): command() and destination() are meaningful.
+  [[nodiscard]] bool has_request() const { return has_request_; }
   [[nodiscard]] socks::Command command() const { return command_; }
   [[nodiscard]] const socks::Address& destination() const { return destination_; }
   // The RFC 1929 user once authenticated; empty otherwise (SOCKS4's USERID is not an
@@ -116,6 +119,7 @@ class Handshake {
   socks::UserPassRequest credentials_;
   std::string user_;
   std::string socks4_user_id_;
+  bool has_request_ = false;
   socks::Command command_ = socks::Command::connect;
   socks::Address destination_;
 

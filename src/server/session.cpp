@@ -989,15 +989,18 @@ void Session::release() {
 }
 
 void Session::log_end() const {
-  bool requested = handshake_.step() == Handshake::Step::request || dst_text_ != "-";
-  std::string cmd = requested ? std::string(config::to_string(to_config(handshake_.command())))
-                              : std::string("-");
+  std::string cmd = "-";
+  std::string dst = dst_text_;
+  if (handshake_.has_request()) {
+    cmd = config::to_string(to_config(handshake_.command()));
+    if (dst == "-") dst = net::log_token(socks::to_string(handshake_.destination()));
+  }
   TS_LOG_INFO(
       "session id=%llu client=%s user=%s proto=%s cmd=%s dst=%s reply=%s up=%llu down=%llu "
       "ms=%llu end=%s",
       static_cast<unsigned long long>(id_), peer_.to_string().c_str(),
       net::log_token(handshake_.user()).c_str(),
-      std::string(to_string(handshake_.protocol())).c_str(), cmd.c_str(), dst_text_.c_str(),
+      std::string(to_string(handshake_.protocol())).c_str(), cmd.c_str(), dst.c_str(),
       std::string(handshake_.reply_name()).c_str(), static_cast<unsigned long long>(up_),
       static_cast<unsigned long long>(down_),
       static_cast<unsigned long long>(uv_now(loop_) - started_ms_),

@@ -207,6 +207,7 @@ TEST_CASE("socks5_bad_command_and_address_type_get_their_reply_codes") {
     CHECK(h.feed(cat({kGreetingNoAuth, hex("05 09 00 01 7f 00 00 01 00 50")})) == Step::failed);
     CHECK(h.take_output() == hex("05 00 05 07 00 01 00 00 00 00 00 00"));
     CHECK(h.reply_name() == "command_not_supported");
+    CHECK(!h.has_request());
   }
   {
     Handshake h(false);
@@ -275,6 +276,8 @@ TEST_CASE("socks4_bind_request") {
 TEST_CASE("socks4_refused_when_users_are_required") {
   Handshake h(true);
   CHECK(h.feed(kFred) == Step::failed);
+  CHECK(h.has_request());  // parsed, then refused: the log can still name it
+  CHECK(h.destination() == Address::ipv4({66, 102, 7, 99}, 80));
   CHECK(h.failure() == HandshakeFailure::auth_failed);
   CHECK(h.take_output() == hex("00 5b 00 00 00 00 00 00"));
 }
