@@ -35,16 +35,14 @@ void close_with_reset(uv_tcp_t* handle, uv_close_cb callback) {
   uv_close(reinterpret_cast<uv_handle_t*>(handle), callback);
 }
 
-bool peer_reset(const uv_tcp_t* handle) {
+bool peer_reset(const uv_stream_t* tcp_stream) {
   uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(handle), &fd) != 0) return false;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(tcp_stream), &fd) != 0) return false;
+  // The kernel records the reset in the pending socket error, which only a failing read
+  // or this query consumes; libuv's shortcut to EOF performed neither.
   int error = 0;
   socklen_t length = sizeof error;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error != 0) return true;
-  tcp_info info{};
-  length = sizeof info;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return false;
-  return info.tcpi_state == TCP_CLOSE;
+  return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error != 0;
 }
 
 bool tcp_local_address(const uv_tcp_t* handle, sockaddr_storage& out) {

@@ -39,9 +39,9 @@ void close_with_reset(uv_tcp_t* handle, uv_close_cb callback);
 // After a read reported UV_EOF: true when the peer actually reset the connection. libuv
 // turns a hang-up that follows a partial read into UV_EOF without reading the socket error,
 // so an RST can look like a FIN; relaying it as a FIN would make a truncated stream look
-// complete. The kernel's TCP state tells them apart (CLOSE after a reset, CLOSE_WAIT after
-// a FIN).
-[[nodiscard]] bool peer_reset(const uv_tcp_t* handle);
+// complete. The socket's pending error tells them apart. (The TCP state does not: after
+// our own FIN has been acknowledged, a graceful end also leaves the socket CLOSED.)
+[[nodiscard]] bool peer_reset(const uv_stream_t* tcp_stream);
 
 template <class H>
 class UvHandle {

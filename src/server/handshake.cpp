@@ -33,31 +33,6 @@ std::string_view to_string(Protocol protocol) {
   return "-";
 }
 
-std::string_view reply_name(socks::Socks5Reply code) {
-  using socks::Socks5Reply;
-  switch (code) {
-    case Socks5Reply::succeeded:
-      return "succeeded";
-    case Socks5Reply::general_failure:
-      return "general_failure";
-    case Socks5Reply::not_allowed:
-      return "not_allowed";
-    case Socks5Reply::network_unreachable:
-      return "network_unreachable";
-    case Socks5Reply::host_unreachable:
-      return "host_unreachable";
-    case Socks5Reply::connection_refused:
-      return "connection_refused";
-    case Socks5Reply::ttl_expired:
-      return "ttl_expired";
-    case Socks5Reply::command_not_supported:
-      return "command_not_supported";
-    case Socks5Reply::address_type_not_supported:
-      return "address_type_not_supported";
-  }
-  return "unassigned";
-}
-
 Handshake::Step Handshake::feed(socks::ByteView bytes) {
   if (state_ == State::failed) return step_;  // whatever follows a failure is ignored
   input_.insert(input_.end(), bytes.begin(), bytes.end());
@@ -91,7 +66,7 @@ void Handshake::reply(socks::Socks5Reply code, const socks::Address& bound) {
           socks::Socks5Response{socks::Socks5Reply::general_failure, socks::Address::ipv4({}, 0)},
           output_);
     }
-    reply_name_ = server::reply_name(code);
+    reply_name_ = socks::reply_token(code);
     return;
   }
   socks::Socks4Response response;
@@ -103,7 +78,7 @@ void Handshake::reply(socks::Socks5Reply code, const socks::Address& bound) {
   }
   socks::write_socks4_response(response, output_);
   // SOCKS4 can only say 0x5A or 0x5B; the log keeps what actually happened.
-  reply_name_ = server::reply_name(code);
+  reply_name_ = socks::reply_token(code);
 }
 
 socks::Bytes Handshake::take_output() {

@@ -128,7 +128,4 @@ class Handshake {
   std::string_view reply_name_ = "-";
 };
 
-// The session log's names for reply codes (the enumerator names, no spaces).
-[[nodiscard]] std::string_view reply_name(socks::Socks5Reply code);
-
 }  // namespace tunsocks::server

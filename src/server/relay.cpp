@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "net/uv_handle.h"
+
 namespace tunsocks::server {
 
 Relay::Relay(RelayOwner& owner, net::BufferPool& pool) : owner_(owner), pool_(pool) {
@@ -88,7 +90,9 @@ void Relay::read(Direction& d, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread == 0) return;  // EAGAIN: nothing this time, not EOF
-  if (nread == UV_EOF) {
+  // libuv may report a reset as EOF (net::peer_reset); a reset must reach the other side
+  // as a reset, or a truncated stream would look complete.
+  if (nread == UV_EOF && !net::peer_reset(d.from)) {
     d.eof = true;
     if (!d.write_pending) send_eof(d);
     return;

@@ -269,7 +269,8 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
   }
   const bool handshaking = phase_ == Phase::handshaking;
   if (nread < 0) {
-    if (nread == UV_EOF && !handshaking && !net::peer_reset(&upstream_)) {
+    if (nread == UV_EOF && !handshaking &&
+        !net::peer_reset(reinterpret_cast<uv_stream_t*>(&upstream_))) {
       upstream_eof_ = true;
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
       reading_ = false;
