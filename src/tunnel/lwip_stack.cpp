@@ -136,7 +136,6 @@ void LwipStack::close() {
 }
 
 void LwipStack::input(PacketView packet) {
-  ++counters_.packets_in;
   pbuf* chain = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
   if (chain == nullptr) {
     ++counters_.input_errors;
@@ -166,7 +165,6 @@ void LwipStack::check_timeouts() {
 }
 
 void LwipStack::output(PacketView packet) {
-  ++counters_.packets_out;
   delegate_.on_lwip_output(packet);
 }
 

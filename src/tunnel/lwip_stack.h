@@ -29,8 +29,6 @@ class LwipStack {
   };
 
   struct Counters {
-    std::uint64_t packets_in = 0;
-    std::uint64_t packets_out = 0;
     std::uint64_t input_errors = 0;    // lwIP refused the packet (memory)
     std::uint64_t accept_refused = 0;  // connections lwIP accepted that no flow claimed
   };

@@ -308,6 +308,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     // Bytes behind the reply are the flow's first payload (a server that speaks first).
     down_pending_.assign(data + used, data + length);
     bytes_down_ += length - used;
+    host_.flow_counters().bytes_down += length - used;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
     reading_ = false;
     phase_ = Phase::accepting;

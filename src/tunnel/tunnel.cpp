@@ -1,5 +1,6 @@
 #include "tunnel/tunnel.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <unistd.h>
@@ -13,6 +14,13 @@ namespace {
 // The largest IP packet a TUN can deliver (its MTU is at most 65535).
 constexpr std::size_t kMaxPacket = 65536;
 constexpr std::size_t kReadBuffer = 64 * 1024;
+
+// Details are short phrases ("connection refused"); in a key=value line their spaces
+// become underscores rather than escapes.
+std::string detail_token(std::string detail) {
+  std::replace(detail.begin(), detail.end(), ' ', '_');
+  return net::log_token(detail);
+}
 
 Tunnel* tunnel_of(void* data) {
   return static_cast<Tunnel*>(data);
@@ -60,6 +68,7 @@ void Tunnel::on_readable() {
       break;
     }
     if (n == 0) break;
+    ++counters_.packets_in;
     process_packet({packet_buffer_.data(), static_cast<std::size_t>(n)});
   }
   stack_.check_timeouts();
@@ -131,7 +140,11 @@ void Tunnel::inject_syn(PacketView packet, const FlowKey& key) {
 }
 
 void Tunnel::write_packet(PacketView packet) {
-  if (::write(tun_fd_, packet.data(), packet.size()) < 0) ++counters_.tun_write_errors;
+  if (::write(tun_fd_, packet.data(), packet.size()) < 0) {
+    ++counters_.tun_write_errors;
+  } else {
+    ++counters_.packets_out;
+  }
 }
 
 void Tunnel::on_lwip_output(PacketView packet) {
@@ -210,8 +223,8 @@ std::string Tunnel::counters_json() const {
   json += field("flows_refused", flow_counters_.flows_refused) + ",";
   json += field("bytes_up", flow_counters_.bytes_up) + ",";
   json += field("bytes_down", flow_counters_.bytes_down) + ",";
-  json += field("packets_in", stack_.counters().packets_in) + ",";
-  json += field("packets_out", stack_.counters().packets_out) + ",";
+  json += field("packets_in", counters_.packets_in) + ",";
+  json += field("packets_out", counters_.packets_out) + ",";
   json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
   json += field("udp_dropped", counters_.udp_dropped) + ",";
   json += field("icmp_dropped", counters_.icmp_dropped) + ",";

@@ -28,6 +28,8 @@ struct TunnelSettings {
 };
 
 struct TunnelCounters {
+  std::uint64_t packets_in = 0;   // read from the TUN
+  std::uint64_t packets_out = 0;  // written to the TUN (by lwIP or as refusals)
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count_)> malformed{};
   std::uint64_t udp_dropped = 0;  // UDP is not relayed by this build
   std::uint64_t icmp_dropped = 0;
