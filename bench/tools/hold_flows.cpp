@@ -6,13 +6,16 @@
 //       client's one-byte proof). Prints `listening on IP:PORT` once ready; runs until
 //       killed.
 //   hold_flows client --connect IP:PORT [--count 1000] [--parallel 256] [--timeout 120]
+//                     [--close fin|reset]
 //       Opens COUNT connections, at most PARALLEL being set up at a time (non-blocking
 //       connects on epoll). Each one counts as held once a one-byte echo has come back
 //       through it, which proves the whole path (through tunsocks: the lwIP pcb, the SOCKS
 //       session and the server's socket) exists. Prints one JSON line
 //       {"requested","held","failed","seconds","errors_by_kind":{...}} and then holds
-//       every connection, idle, until SIGTERM or SIGINT; then closes them all with a reset
-//       (no TIME_WAIT left behind) and exits.
+//       every connection, idle, until SIGTERM or SIGINT; then closes them all and exits.
+//       `fin` (default) is an ordinary close; `reset` sends RSTs (no TIME_WAIT), but a
+//       burst of thousands of RSTs can overflow a TUN queue, and a lost RST is never
+//       retransmitted.
 //
 // Exit status: 0 when the run completed (failures are reported in the JSON), 2 for bad usage.
 
@@ -74,7 +77,7 @@ using namespace tcp_tool;
 
 enum class Stage { connecting, awaiting_echo };
 
-int client(const Endpoint& target, long count, long parallel, long timeout_s) {
+int client(const Endpoint& target, long count, long parallel, long timeout_s, bool reset) {
   // Blocked before any thread or socket exists, so sigwait() below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -182,8 +185,13 @@ int client(const Endpoint& target, long count, long parallel, long timeout_s) {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  for (const int fd : held)
-    close_with_reset(fd);
+  for (const int fd : held) {
+    if (reset) {
+      close_with_reset(fd);
+    } else {
+      ::close(fd);
+    }
+  }
   return 0;
 }
 
@@ -199,16 +207,19 @@ int main(int argc, char** argv) {
     serve(options.endpoint("--listen"));
   }
   if (mode == "client") {
-    const Options options(argc, argv, 2, {"--connect", "--count", "--parallel", "--timeout"});
+    const Options options(argc, argv, 2,
+                          {"--connect", "--count", "--parallel", "--timeout", "--close"});
     const long count = options.number("--count", 1000, 1, 10'000'000);
     if (static_cast<rlim_t>(count) + 16 > limit) {
       std::fprintf(stderr, "hold_flows: --count %ld needs more descriptors than the limit %llu\n",
                    count, static_cast<unsigned long long>(limit));
       return 2;
     }
+    const std::string close = options.text("--close", "fin");
+    if (close != "fin" && close != "reset") usage("--close is fin or reset");
     return client(options.endpoint("--connect"), count,
                   options.number("--parallel", 256, 1, 65535),
-                  options.number("--timeout", 120, 1, 3600));
+                  options.number("--timeout", 120, 1, 3600), close == "reset");
   }
   usage("the mode is server or client");
 }
