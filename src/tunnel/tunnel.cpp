@@ -187,7 +187,7 @@ void Tunnel::log_flow_end(const TcpFlow& flow) const {
       net::log_token(flow.reply_text()).c_str(), static_cast<unsigned long long>(flow.bytes_up()),
       static_cast<unsigned long long>(flow.bytes_down()), static_cast<unsigned long long>(ms),
       std::string(describe(flow.close_reason())).c_str(), flow.detail().empty() ? "" : " detail=",
-      flow.detail().empty() ? "" : net::log_token(flow.detail()).c_str());
+      flow.detail().empty() ? "" : detail_token(flow.detail()).c_str());
 }
 
 void Tunnel::stop(std::function<void()> done) {
