@@ -5,9 +5,12 @@
 //       Echoes every byte back on every connection (epoll, one thread). Prints
 //       `listening on IP:PORT` once ready; runs until killed.
 //   rtt client --connect IP:PORT [--size 64] [--count 5000] [--warmup 200]
+//              [--socks5 IP:PORT]
 //       One connection (TCP_NODELAY), then COUNT times: send SIZE bytes, wait until all
 //       SIZE come back. Each round trip is timed with the monotonic clock; the first
-//       WARMUP are not counted. Prints one JSON line:
+//       WARMUP are not counted. With --socks5 the connection goes through that SOCKS5
+//       server (no authentication, CONNECT to the --connect address), which separates
+//       the proxy's share of a round trip from the socksifier's. Prints one JSON line:
 //       {"size","count","connect_us","p50_us","p90_us","p99_us","min_us","max_us","mean_us"}.
 //
 // Exit status: 0 when the measurement ran, 1 when the connection failed, 2 for bad usage.
@@ -99,16 +102,53 @@ struct EchoConnection {
   }
 }
 
-int client(const Endpoint& target, std::size_t size, long count, long warmup) {
-  const int fd = ::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+// RFC 1928 CONNECT without authentication, blocking; false (with a message) on failure.
+bool socks5_connect(int fd, const Endpoint& target) {
+  std::vector<std::uint8_t> request = {5, 1, 0};
+  std::uint8_t answer[22] = {};
+  if (!write_all(fd, request.data(), request.size()) || !read_exact(fd, answer, 2) ||
+      answer[0] != 5 || answer[1] != 0) {
+    std::fprintf(stderr, "rtt: the SOCKS5 server refused the no-authentication method\n");
+    return false;
+  }
+  request = {5, 1, 0};
+  if (target.family() == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&target.address);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&v4->sin_addr);
+    request.push_back(1);
+    request.insert(request.end(), bytes, bytes + 4);
+    request.insert(request.end(), reinterpret_cast<const std::uint8_t*>(&v4->sin_port),
+                   reinterpret_cast<const std::uint8_t*>(&v4->sin_port) + 2);
+  } else {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&target.address);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&v6->sin6_addr);
+    request.push_back(4);
+    request.insert(request.end(), bytes, bytes + 16);
+    request.insert(request.end(), reinterpret_cast<const std::uint8_t*>(&v6->sin6_port),
+                   reinterpret_cast<const std::uint8_t*>(&v6->sin6_port) + 2);
+  }
+  if (!write_all(fd, request.data(), request.size()) || !read_exact(fd, answer, 4) ||
+      answer[1] != 0) {
+    std::fprintf(stderr, "rtt: SOCKS5 CONNECT failed (reply %u)\n", answer[1]);
+    return false;
+  }
+  const std::size_t rest = answer[3] == 1 ? 6 : answer[3] == 4 ? 18 : 0;
+  return rest != 0 && read_exact(fd, answer, rest);
+}
+
+int client(const Endpoint& target, const std::optional<Endpoint>& proxy, std::size_t size,
+           long count, long warmup) {
+  const Endpoint& first_hop = proxy ? *proxy : target;
+  const int fd = ::socket(first_hop.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
   set_nodelay(fd);
   const auto connect_start = Clock::now();
-  if (::connect(fd, target.raw(), target.length) < 0) {
-    std::fprintf(stderr, "rtt: connect to %s: %s\n", to_string(target).c_str(),
+  if (::connect(fd, first_hop.raw(), first_hop.length) < 0) {
+    std::fprintf(stderr, "rtt: connect to %s: %s\n", to_string(first_hop).c_str(),
                  std::strerror(errno));
     return 1;
   }
+  if (proxy && !socks5_connect(fd, target)) return 1;
   const double connect_us = seconds_since(connect_start) * 1e6;
 
   std::vector<std::uint8_t> request(size);
@@ -157,8 +197,11 @@ int main(int argc, char** argv) {
     serve(options.endpoint("--listen"));
   }
   if (mode == "client") {
-    const Options options(argc, argv, 2, {"--connect", "--size", "--count", "--warmup"});
-    return client(options.endpoint("--connect"),
+    const Options options(argc, argv, 2,
+                          {"--connect", "--size", "--count", "--warmup", "--socks5"});
+    std::optional<Endpoint> proxy;
+    if (!options.text("--socks5", "").empty()) proxy = options.endpoint("--socks5");
+    return client(options.endpoint("--connect"), proxy,
                   static_cast<std::size_t>(options.number("--size", 64, 1, 1 << 20)),
                   options.number("--count", 5000, 1, 100'000'000),
                   options.number("--warmup", 200, 0, 100'000'000));
