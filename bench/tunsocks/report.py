@@ -76,6 +76,8 @@ def memory_results(directory):
 def read_path(directory):
     path = {"iperf": {name: iperf_result(directory, name) for name in IPERF_RUNS}}
     path["rtt"] = read_json(os.path.join(directory, "rtt.json"))
+    if os.path.exists(os.path.join(directory, "rtt-socksd.json")):
+        path["rtt_socksd_alone"] = read_json(os.path.join(directory, "rtt-socksd.json"))
     path["conn_rate"] = read_json(os.path.join(directory, "conn_rate.json"))
     memory = memory_results(directory)
     if memory:
@@ -202,6 +204,8 @@ def markdown(report):
     size = s["rtt_size"]
     row(f"round trip {size} B, median µs", lambda p: dig(p, "rtt", "p50_us"), 1)
     row(f"round trip {size} B, p99 µs", lambda p: dig(p, "rtt", "p99_us"), 1)
+    row(f"round trip {size} B via socksd alone (no TUN), median µs",
+        lambda p: dig(p, "rtt_socksd_alone", "p50_us"), 1)
     row(f"new connections/s ({s['concurrency']} threads, 100 B each way)",
         lambda p: dig(p, "conn_rate", "per_second"), 0)
     row("connection (connect → response → EOF) median ms", lambda p: dig(p, "conn_rate", "p50_ms"), 3)
@@ -249,8 +253,8 @@ def markdown(report):
         for run_name, result in path["iperf"].items():
             if "error" in result:
                 errors.append(f"{name} iperf3 {run_name}: {result['error']}")
-        for what in ("rtt", "conn_rate"):
-            if "error" in path[what]:
+        for what in ("rtt", "rtt_socksd_alone", "conn_rate"):
+            if what in path and "error" in path[what]:
                 errors.append(f"{name} {what}: {path[what]['error']}")
             kinds = dig(path, what, "errors_by_kind")
             if kinds:
