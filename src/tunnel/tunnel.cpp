@@ -14,6 +14,9 @@ namespace {
 // The largest IP packet a TUN can deliver (its MTU is at most 65535).
 constexpr std::size_t kMaxPacket = 65536;
 constexpr std::size_t kReadBuffer = 64 * 1024;
+// How long a refusal of UDP ASSOCIATE is remembered: datagrams meanwhile are dropped at
+// once instead of each costing the upstream a connection it will refuse again.
+constexpr std::uint64_t kUdpRefusalMs = 60'000;
 
 // Details are short phrases ("connection refused"); in a key=value line their spaces
 // become underscores rather than escapes.
@@ -34,6 +37,20 @@ void on_idle(uv_idle_t* idle) {
 }
 
 }  // namespace
+
+std::size_t EndpointHash::operator()(const net::Endpoint& endpoint) const noexcept {
+  // FNV-1a, as FlowKeyHash: the application, not the wire, chooses these keys.
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  auto mix = [&hash](std::uint8_t byte) {
+    hash ^= byte;
+    hash *= 0x100000001b3ull;
+  };
+  for (std::uint8_t byte : endpoint.ip.bytes())
+    mix(byte);
+  mix(static_cast<std::uint8_t>(endpoint.port >> 8));
+  mix(static_cast<std::uint8_t>(endpoint.port));
+  return static_cast<std::size_t>(hash);
+}
 
 Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
     : loop_(loop),
@@ -86,14 +103,7 @@ void Tunnel::process_packet(PacketView packet) {
       // A fragment without the TCP header: lwIP reassembles it.
       return stack_.input(packet.first(info->total_length));
     case kProtoUdp:
-      ++counters_.udp_dropped;
-      if (!udp_warned_) {
-        udp_warned_ = true;
-        TS_LOG_WARN(
-            "tun: UDP is not relayed by this version; UDP packets are dropped and "
-            "counted (udp_dropped)");
-      }
-      return;
+      return handle_udp(*info, packet);
     case kProtoIcmp:
     case kProtoIcmpv6:
       ++counters_.icmp_dropped;
@@ -135,6 +145,103 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
   slot->second->start();
 }
 
+void Tunnel::handle_udp(const PacketInfo& info, PacketView packet) {
+  packet = packet.first(info.total_length);
+  if (info.fragment) {
+    UdpReassembler::Complete whole;
+    const std::uint64_t lost_before = reassembler_.dropped();
+    const auto result = reassembler_.add(info, packet, uv_now(loop_), whole);
+    if (const std::uint64_t lost = reassembler_.dropped() - lost_before; lost != 0) {
+      udp_counters_.drop(UdpDrop::fragment, lost);
+    }
+    if (result != UdpReassembler::Result::complete) return;
+    auto datagram = parse_udp(whole.source, whole.destination, whole.transport);
+    if (!datagram) return udp_counters_.drop(UdpDrop::malformed);
+    return relay_udp(*datagram);
+  }
+  auto datagram = parse_udp(info.flow.source.ip, info.flow.destination.ip,
+                            packet.subspan(info.ip_header_length));
+  if (!datagram) return udp_counters_.drop(UdpDrop::malformed);
+  relay_udp(*datagram);
+}
+
+void Tunnel::relay_udp(const UdpDatagramView& datagram) {
+  if (stopping_) return udp_counters_.drop(UdpDrop::session_closed);
+  if (settings_.flow.handshake.version == SocksVersion::socks4) {
+    if (!socks4_udp_warned_) {
+      socks4_udp_warned_ = true;
+      TS_LOG_WARN(
+          "udp: upstream %s is SOCKS4, which carries TCP only; UDP datagrams are dropped and "
+          "counted (udp_dropped_by_reason.no_udp_upstream)",
+          settings_.flow.upstream_display.c_str());
+    }
+    return udp_counters_.drop(UdpDrop::no_udp_upstream);
+  }
+  if (uv_now(loop_) < udp_refused_until_ms_) return udp_counters_.drop(UdpDrop::no_udp_upstream);
+  auto found = udp_sessions_.find(datagram.source);
+  if (found == udp_sessions_.end()) {
+    if (udp_sessions_.size() >= settings_.udp.max_sessions) {
+      return udp_counters_.drop(UdpDrop::session_limit);
+    }
+    const std::uint64_t id = next_udp_id_++;
+    found = udp_sessions_
+                .emplace(datagram.source, std::make_unique<UdpSession>(*this, id, datagram.source))
+                .first;
+    TS_LOG_DEBUG("udp id=%llu src=%s opening", static_cast<unsigned long long>(id),
+                 datagram.source.to_string().c_str());
+    found->second->start();
+  }
+  found->second->send(datagram.destination, datagram.payload);
+}
+
+void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
+                       PacketView payload) {
+  const auto packets = build_udp_packets(source, destination, payload,
+                                         static_cast<std::size_t>(settings_.mtu), next_ip_id_++);
+  if (packets.empty()) return udp_counters_.drop(UdpDrop::bad_reply);
+  for (const PacketBytes& packet : packets)
+    write_packet(packet);
+}
+
+void Tunnel::udp_refused(UdpSession& session) {
+  const std::uint64_t now = uv_now(loop_);
+  // One line per refusal period, not one per association or datagram: an upstream that
+  // does not do UDP says so to every association alike.
+  if (now >= udp_refused_until_ms_) {
+    TS_LOG_WARN(
+        "udp id=%llu: upstream %s refused UDP ASSOCIATE (%s); UDP datagrams are dropped for "
+        "%llu s and counted (udp_dropped_by_reason.no_udp_upstream)",
+        static_cast<unsigned long long>(session.id()), settings_.flow.upstream_display.c_str(),
+        session.reply_text().c_str(), static_cast<unsigned long long>(kUdpRefusalMs / 1000));
+  }
+  udp_refused_until_ms_ = now + kUdpRefusalMs;
+}
+
+void Tunnel::udp_finished(UdpSession& session) {
+  log_udp_end(session);
+  udp_finished_.push_back(session.app());
+  // Destroyed on the next loop turn, never inside one of its own callbacks.
+  uv_idle_start(&reaper_, on_idle);
+}
+
+void Tunnel::log_udp_end(const UdpSession& session) const {
+  if (!net::log_enabled(net::LogLevel::info)) return;
+  const std::uint64_t ms = uv_now(loop_) - session.started_ms();
+  TS_LOG_INFO(
+      "udp id=%llu src=%s upstream=%s relay=%s reply=%s datagrams_up=%llu datagrams_down=%llu "
+      "up=%llu down=%llu ms=%llu end=%s%s%s",
+      static_cast<unsigned long long>(session.id()), session.app().to_string().c_str(),
+      settings_.flow.upstream_display.c_str(), session.relay_text().c_str(),
+      net::log_token(session.reply_text()).c_str(),
+      static_cast<unsigned long long>(session.datagrams_up()),
+      static_cast<unsigned long long>(session.datagrams_down()),
+      static_cast<unsigned long long>(session.bytes_up()),
+      static_cast<unsigned long long>(session.bytes_down()), static_cast<unsigned long long>(ms),
+      std::string(describe(session.end_reason())).c_str(),
+      session.detail().empty() ? "" : " detail=",
+      session.detail().empty() ? "" : detail_token(session.detail()).c_str());
+}
+
 void Tunnel::inject_syn(PacketView packet, const FlowKey& key) {
   stack_.input_syn(packet, key);
 }
@@ -172,6 +279,8 @@ void Tunnel::on_reap() {
   uv_idle_stop(&reaper_);
   for (const FlowKey& key : std::exchange(finished_, {}))
     flows_.erase(key);
+  for (const net::Endpoint& app : std::exchange(udp_finished_, {}))
+    udp_sessions_.erase(app);
   maybe_stopped();
 }
 
@@ -197,11 +306,13 @@ void Tunnel::stop(std::function<void()> done) {
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(&poll_))) uv_poll_stop(&poll_);
   for (auto& [key, flow] : flows_)
     flow->stop();
+  for (auto& [app, session] : udp_sessions_)
+    session->stop();
   maybe_stopped();
 }
 
 void Tunnel::maybe_stopped() {
-  if (!stopping_ || !flows_.empty() || handles_open_ == 0) return;
+  if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || handles_open_ == 0) return;
   auto on_closed = [](uv_handle_t* handle) {
     Tunnel* self = tunnel_of(handle->data);
     if (--self->handles_open_ == 0 && self->stopped_) std::exchange(self->stopped_, {})();
@@ -226,7 +337,20 @@ std::string Tunnel::counters_json() const {
   json += field("packets_in", counters_.packets_in) + ",";
   json += field("packets_out", counters_.packets_out) + ",";
   json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
-  json += field("udp_dropped", counters_.udp_dropped) + ",";
+  json += field("udp_sessions_open", udp_counters_.sessions_open) + ",";
+  json += field("udp_sessions_total", udp_counters_.sessions_total) + ",";
+  json += field("udp_datagrams_up", udp_counters_.datagrams_up) + ",";
+  json += field("udp_datagrams_down", udp_counters_.datagrams_down) + ",";
+  json += field("udp_bytes_up", udp_counters_.bytes_up) + ",";
+  json += field("udp_bytes_down", udp_counters_.bytes_down) + ",";
+  json += field("udp_dropped", udp_counters_.dropped) + ",";
+  json += "\"udp_dropped_by_reason\":{";
+  for (std::size_t i = 0; i < udp_counters_.dropped_by_reason.size(); ++i) {
+    if (i != 0) json += ",";
+    json += field(std::string(describe(static_cast<UdpDrop>(i))).c_str(),
+                  udp_counters_.dropped_by_reason[i]);
+  }
+  json += "},";
   json += field("icmp_dropped", counters_.icmp_dropped) + ",";
   json += field("other_dropped", counters_.other_dropped) + ",";
   json += field("duplicate_syns", counters_.duplicate_syns) + ",";

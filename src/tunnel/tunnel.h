@@ -17,11 +17,14 @@
 #include "tunnel/lwip_stack.h"
 #include "tunnel/packet.h"
 #include "tunnel/tcp_flow.h"
+#include "tunnel/udp_packet.h"
+#include "tunnel/udp_session.h"
 
 namespace tunsocks::tunnel {
 
 struct TunnelSettings {
   FlowSettings flow;
+  UdpSettings udp;
   int mtu = 1500;
   std::size_t max_flows = 0;            // 0: no limit but memory and file descriptors
   std::size_t packets_per_wakeup = 64;  // fairness between the TUN and the upstreams
@@ -31,7 +34,6 @@ struct TunnelCounters {
   std::uint64_t packets_in = 0;   // read from the TUN
   std::uint64_t packets_out = 0;  // written to the TUN (by lwIP or as refusals)
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count_)> malformed{};
-  std::uint64_t udp_dropped = 0;  // UDP is not relayed by this build
   std::uint64_t icmp_dropped = 0;
   std::uint64_t other_dropped = 0;   // neither TCP, UDP nor ICMP
   std::uint64_t duplicate_syns = 0;  // a SYN for a flow still asking its upstream
@@ -40,7 +42,13 @@ struct TunnelCounters {
   std::uint64_t tun_write_errors = 0;
 };
 
-class Tunnel final : public FlowHost, public LwipStack::Delegate {
+// UDP associations are keyed by the application's socket alone (source address and port):
+// one socket talking to many destinations is one association.
+struct EndpointHash {
+  std::size_t operator()(const net::Endpoint& endpoint) const noexcept;
+};
+
+class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate {
  public:
   Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings);
   ~Tunnel();
@@ -58,6 +66,8 @@ class Tunnel final : public FlowHost, public LwipStack::Delegate {
   [[nodiscard]] const FlowCounters& flow_counts() const { return flow_counters_; }
   [[nodiscard]] const TunnelCounters& counters() const { return counters_; }
   [[nodiscard]] std::size_t flow_count() const { return flows_.size(); }
+  [[nodiscard]] const UdpCounters& udp_counts() const { return udp_counters_; }
+  [[nodiscard]] std::size_t udp_session_count() const { return udp_sessions_.size(); }
 
   // Processes one packet as if it had been read from the TUN (also used by tests).
   void process_packet(PacketView packet);
@@ -71,6 +81,14 @@ class Tunnel final : public FlowHost, public LwipStack::Delegate {
   uv_buf_t read_buffer(std::size_t at_most) override;
   void flow_finished(TcpFlow& flow) override;
 
+  // UdpHost (loop, flow_settings and read_buffer are shared with FlowHost)
+  const UdpSettings& udp_settings() const override { return settings_.udp; }
+  UdpCounters& udp_counters() override { return udp_counters_; }
+  void write_udp(const net::Endpoint& source, const net::Endpoint& destination,
+                 PacketView payload) override;
+  void udp_refused(UdpSession& session) override;
+  void udp_finished(UdpSession& session) override;
+
   // LwipStack::Delegate
   void on_lwip_output(PacketView packet) override;
   bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) override;
@@ -81,7 +99,10 @@ class Tunnel final : public FlowHost, public LwipStack::Delegate {
 
  private:
   void handle_tcp(const PacketInfo& info, PacketView packet);
+  void handle_udp(const PacketInfo& info, PacketView packet);
+  void relay_udp(const UdpDatagramView& datagram);
   void log_flow_end(const TcpFlow& flow) const;
+  void log_udp_end(const UdpSession& session) const;
   void maybe_stopped();
 
   uv_loop_t* loop_;
@@ -92,12 +113,19 @@ class Tunnel final : public FlowHost, public LwipStack::Delegate {
   uv_idle_t reaper_{};
   std::unordered_map<FlowKey, std::unique_ptr<TcpFlow>, FlowKeyHash> flows_;
   std::vector<FlowKey> finished_;
+  std::unordered_map<net::Endpoint, std::unique_ptr<UdpSession>, EndpointHash> udp_sessions_;
+  std::vector<net::Endpoint> udp_finished_;
+  UdpReassembler reassembler_;
+  UdpCounters udp_counters_;
+  std::uint64_t next_udp_id_ = 1;
+  std::uint16_t next_ip_id_ = 1;
+  std::uint64_t udp_refused_until_ms_ = 0;
   std::vector<std::uint8_t> packet_buffer_;
   std::vector<std::uint8_t> read_buffer_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;
   std::uint64_t next_flow_id_ = 1;
-  bool udp_warned_ = false;
+  bool socks4_udp_warned_ = false;
   bool stopping_ = false;
   int handles_open_ = 0;
   std::function<void()> stopped_;

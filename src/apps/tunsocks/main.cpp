@@ -31,9 +31,12 @@ constexpr const char* kVersion = TUNSOCKS_VERSION;
 
 constexpr const char* kHelp = R"(Usage: tunsocks --upstream URL [options]
 
-Routes every TCP connection that enters a TUN device through a SOCKS proxy. Each
-connection becomes a SOCKS CONNECT; the application's SYN is answered only once the
-proxy has said yes, so a refused destination looks refused, not accepted-then-closed.
+Routes every TCP connection and UDP datagram that enters a TUN device through a SOCKS
+proxy. Each connection becomes a SOCKS CONNECT; the application's SYN is answered only
+once the proxy has said yes, so a refused destination looks refused, not
+accepted-then-closed. Each application UDP socket becomes one SOCKS5 UDP ASSOCIATE,
+whatever the number of destinations it talks to (SOCKS4/4a upstreams carry no UDP:
+datagrams are then dropped and counted).
 
 Options:
   --upstream URL          the SOCKS server: socks5://[user:pass@]host:port, socks5h://...,
@@ -55,6 +58,10 @@ Options:
   --idle-timeout SEC      close flows idle this long; 0 = never (default: 3600)
   --max-flows N           refuse new connections beyond N open flows; 0 = no limit
                           but memory and file descriptors (default: 0)
+  --udp-timeout SEC       end UDP associations idle this long (default: 60; those
+                          that only talked to port 53 end after at most 10)
+  --max-udp-sessions N    at most N UDP associations; datagrams of new application
+                          sockets beyond that are dropped and counted (default: 1024)
   --log-level LEVEL       error, warn, info (default), debug
   --help, --version
 
@@ -64,8 +71,9 @@ upstream's address (or packets with the fwmark) out of it, e.g.
   ip rule add not fwmark 0x2d0 table 100
 
 Logs: one line per flow when it ends (source, destination, upstream reply, bytes each
-way, duration, how it ended). Signals: SIGUSR1 logs the counters as JSON;
-SIGINT/SIGTERM reset open flows, remove the device (unless --attach) and exit 0.
+way, duration, how it ended), and one per UDP association (`udp id=...`).
+Signals: SIGUSR1 logs the counters as JSON; SIGINT/SIGTERM reset open flows, remove the
+device (unless --attach) and exit 0.
 )";
 
 struct Options {
@@ -174,6 +182,13 @@ Options parse_options(int argc, char** argv) {
           static_cast<std::uint64_t>(std::llround(parse_seconds(flag, value()) * 1000));
     } else if (flag == "--max-flows") {
       options.settings.max_flows = parse_unsigned(flag, value(), 100'000'000);
+    } else if (flag == "--udp-timeout") {
+      options.settings.udp.idle_timeout_ms =
+          static_cast<std::uint64_t>(std::llround(parse_seconds(flag, value()) * 1000));
+      if (options.settings.udp.idle_timeout_ms == 0) usage_error("--udp-timeout must be > 0");
+    } else if (flag == "--max-udp-sessions") {
+      options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
+      if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
     } else if (flag == "--log-level") {
       const std::string_view text = value();
       auto level = net::parse_log_level(text);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# UDP is not relayed by this version: every UDP datagram entering the TUN is dropped and
+# A SOCKS4 upstream carries TCP only: every UDP datagram entering the TUN is dropped and
 # counted. 40 datagrams to an IPv4 server, 20 to an IPv6 server and 5 DNS-like ones to
-# port 53: udp_dropped grows by exactly 65, no flow is made, nothing reaches the server
+# port 53: udp_dropped and udp_dropped_by_reason.no_udp_upstream grow by exactly 65, ONE
+# warn line says why, no association and no flow is made, nothing reaches the server
 # namespace's UDP listeners, and TCP still works afterwards.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
@@ -9,7 +10,7 @@ require_socksd
 
 topo_setup
 start_socksd s
-start_tunsocks ts
+start_tunsocks ts --upstream "socks4://$PROXY_IP4:$UPSTREAM_PORT"
 start_peer sink "$SERVER_IP4" sink
 start_bg udp4 ip netns exec "$server_ns" "$SYSTEM_PYTHON" -u -c '
 import socket
@@ -39,6 +40,11 @@ done
 dropped=$(($(json_get "$c1" udp_dropped) - $(json_get "$c0" udp_dropped)))
 ((dropped == 65)) || fail "udp_dropped grew by $dropped, expected 65 (one per datagram): $c1"
 [[ $(json_get "$c1" flows_total) == "$(json_get "$c0" flows_total)" ]] || fail "UDP datagrams made TCP flows: $c1"
+reason=$(($(json_get "$c1" udp_dropped_by_reason.no_udp_upstream) - $(json_get "$c0" udp_dropped_by_reason.no_udp_upstream)))
+((reason == 65)) || fail "udp_dropped_by_reason.no_udp_upstream grew by $reason, expected 65: $c1"
+(($(json_get "$c1" udp_sessions_total) == 0)) || fail "an association was made for a SOCKS4 upstream: $c1"
+warns=$(grep -c 'WARN udp: .*SOCKS4' "$E2E_TMP/ts.log" || true)
+((warns == 1)) || fail "expected exactly one warn line about UDP over SOCKS4, got $warns: $(grep WARN "$E2E_TMP/ts.log")"
 if grep -q '^got ' "$E2E_TMP/udp4.log"; then fail "a UDP datagram reached the server: $(head -n 3 "$E2E_TMP/udp4.log")"; fi
 log "ok: 65 datagrams dropped and counted: $c1"
 

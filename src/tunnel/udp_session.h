@@ -1,0 +1,192 @@
+// One UDP association: every datagram one application socket (its source address and port)
+// sends, to any number of destinations, goes through one SOCKS5 UDP ASSOCIATE. The
+// association is a TCP control connection to the upstream (which must stay open, RFC 1928
+// section 7) plus a UDP socket talking to the relay the upstream named in its reply.
+// Datagrams that arrive while the association is being set up wait in a bounded queue.
+//
+// Lifetime (STYLE.md): the tunnel's session table owns every session. One teardown path,
+// close(), closes the three handles; the session tells its host it is done only when every
+// handle is closed and every send has called back, and the host destroys it on a later
+// loop turn.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <vector>
+
+#include <uv.h>
+
+#include "net/endpoint.h"
+#include "tunnel/client_handshake.h"
+#include "tunnel/packet.h"
+#include "tunnel/tcp_flow.h"
+
+namespace tunsocks::tunnel {
+
+class UdpSession;
+
+// Why a UDP datagram was not relayed. udp_dropped in the counters is the sum.
+enum class UdpDrop : std::uint8_t {
+  queue_full,       // the association was not ready and its queue was full
+  too_large,        // SOCKS header + payload would not fit one UDP datagram to the relay
+  fragment,         // an IP fragment that could not be reassembled (bounds, overlap, timeout)
+  no_udp_upstream,  // SOCKS4/4a upstream, or the upstream refused UDP ASSOCIATE recently
+  session_limit,    // --max-udp-sessions associations are open
+  bad_reply,        // from the relay: unparsable, FRAG != 0, a name, or a family we cannot map
+  malformed,        // from the application: a UDP header that does not fit its packet
+  send_failed,      // the relay socket would not take it
+  session_closed,   // queued when the association failed or ended
+  count_,
+};
+[[nodiscard]] std::string_view describe(UdpDrop reason);
+
+struct UdpCounters {
+  std::uint64_t sessions_open = 0;
+  std::uint64_t sessions_total = 0;
+  std::uint64_t datagrams_up = 0;    // sent to the relay
+  std::uint64_t datagrams_down = 0;  // written to the TUN
+  std::uint64_t bytes_up = 0;        // payload bytes
+  std::uint64_t bytes_down = 0;
+  std::uint64_t dropped = 0;  // total of dropped_by_reason
+  std::array<std::uint64_t, static_cast<std::size_t>(UdpDrop::count_)> dropped_by_reason{};
+
+  void drop(UdpDrop reason, std::uint64_t count = 1) {
+    dropped += count;
+    dropped_by_reason[static_cast<std::size_t>(reason)] += count;
+  }
+};
+
+struct UdpSettings {
+  std::uint64_t idle_timeout_ms = 60'000;
+  // An association whose datagrams all went to port 53 is a resolver's: its answers come
+  // within seconds, so it need not hold a socket and a control connection for a minute.
+  std::uint64_t dns_idle_timeout_ms = 10'000;
+  std::size_t max_sessions = 1024;
+  std::size_t queue_datagrams = 32;  // while the association is set up
+  std::size_t queue_bytes = 256 * 1024;
+};
+
+// What a session needs from the tunnel that owns it.
+class UdpHost {
+ public:
+  [[nodiscard]] virtual uv_loop_t* loop() = 0;
+  [[nodiscard]] virtual const FlowSettings& flow_settings() const = 0;
+  [[nodiscard]] virtual const UdpSettings& udp_settings() const = 0;
+  [[nodiscard]] virtual UdpCounters& udp_counters() = 0;
+  // Writes a reply datagram from `source` to the application's `destination` to the TUN.
+  virtual void write_udp(const net::Endpoint& source, const net::Endpoint& destination,
+                         PacketView payload) = 0;
+  // A buffer for one relay read, consumed before the read callback returns.
+  [[nodiscard]] virtual uv_buf_t read_buffer(std::size_t at_most) = 0;
+  // The upstream refused UDP ASSOCIATE (reply code `reply`).
+  virtual void udp_refused(UdpSession& session) = 0;
+  // Every handle closed and send completed: remove (and log) the session on a later turn.
+  virtual void udp_finished(UdpSession& session) = 0;
+
+ protected:
+  ~UdpHost() = default;
+};
+
+enum class UdpEnd : std::uint8_t {
+  none,
+  idle_timeout,
+  control_closed,        // the upstream closed (or reset) the control connection
+  refused,               // the upstream answered UDP ASSOCIATE with an error
+  handshake_failed,      // the upstream broke the protocol or rejected our credentials
+  upstream_unreachable,  // the control connection could not be made
+  connect_timeout,
+  relay_error,  // the relay socket failed, or the reply named a relay we cannot use
+  shutdown,     // the tunnel is stopping
+};
+[[nodiscard]] std::string_view describe(UdpEnd reason);
+
+class UdpSession {
+ public:
+  enum class Phase : std::uint8_t { dialing, handshaking, ready, closing };
+
+  UdpSession(UdpHost& host, std::uint64_t id, const net::Endpoint& app);
+  ~UdpSession();
+  UdpSession(const UdpSession&) = delete;
+  UdpSession& operator=(const UdpSession&) = delete;
+
+  // Dials the upstream. The session may finish (refused) before it returns.
+  void start();
+  // One datagram from the application to `destination`: sent now, queued, or dropped and
+  // counted.
+  void send(const net::Endpoint& destination, PacketView payload);
+  // The tunnel is stopping.
+  void stop();
+
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  [[nodiscard]] const net::Endpoint& app() const { return app_; }
+  [[nodiscard]] Phase phase() const { return phase_; }
+  [[nodiscard]] UdpEnd end_reason() const { return end_; }
+  [[nodiscard]] std::string reply_text() const { return handshake_.reply_text(); }
+  [[nodiscard]] std::optional<std::uint8_t> reply_code() const { return handshake_.reply_code(); }
+  [[nodiscard]] const std::string& detail() const { return detail_; }
+  [[nodiscard]] const std::string& relay_text() const { return relay_text_; }
+  [[nodiscard]] std::uint64_t datagrams_up() const { return datagrams_up_; }
+  [[nodiscard]] std::uint64_t datagrams_down() const { return datagrams_down_; }
+  [[nodiscard]] std::uint64_t bytes_up() const { return bytes_up_; }
+  [[nodiscard]] std::uint64_t bytes_down() const { return bytes_down_; }
+  [[nodiscard]] std::uint64_t started_ms() const { return started_ms_; }
+
+  // Event handlers, called by the trampolines in udp_session.cpp (public only for them).
+  void on_connected(int status);
+  void on_control_read(ssize_t nread, const uv_buf_t* buffer);
+  void on_control_write_done(int status);
+  void on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sockaddr* from);
+  void on_send_done(int status);
+  void on_timer();
+  void on_handle_closed();
+  [[nodiscard]] uv_buf_t alloc_buffer();
+
+ private:
+  struct Queued {
+    net::Endpoint destination;
+    PacketBytes payload;
+  };
+
+  void handshake_step();
+  void on_handshake_done();
+  bool open_relay(std::string& error);
+  void send_now(const net::Endpoint& destination, PacketView payload);
+  void close(UdpEnd reason);
+  void release();
+  [[nodiscard]] std::uint64_t idle_limit() const;
+
+  UdpHost& host_;
+  const std::uint64_t id_;
+  const net::Endpoint app_;
+  ClientHandshake handshake_;
+  Phase phase_ = Phase::dialing;
+  UdpEnd end_ = UdpEnd::none;
+  std::string detail_;
+  std::string relay_text_ = "-";
+
+  uv_tcp_t control_{};
+  uv_udp_t relay_{};
+  uv_timer_t timer_{};
+  uv_connect_t connect_request_{};
+  int outstanding_ = 0;  // open handles + requests in flight; the session ends at 0
+  bool relay_open_ = false;
+  bool control_open_ = false;
+  bool reading_control_ = false;
+
+  std::vector<Queued> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t sends_in_flight_ = 0;
+  bool only_dns_ = true;
+  std::uint64_t datagrams_up_ = 0;
+  std::uint64_t datagrams_down_ = 0;
+  std::uint64_t bytes_up_ = 0;
+  std::uint64_t bytes_down_ = 0;
+  std::uint64_t started_ms_ = 0;
+  std::uint64_t last_activity_ms_ = 0;
+};
+
+}  // namespace tunsocks::tunnel
