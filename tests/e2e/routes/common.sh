@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by tests/e2e/routes/*.sh: platform/linux/tunsocks-routes against a fresh network
 # namespace that holds a bare TUN device (no tunsocks needed: the routes only need the
 # device to exist and be up).

@@ -111,7 +111,8 @@ if [[ ${1:-} == --inner ]]; then
   wait "$pid" 2>/dev/null || true
   "$ROUTES" down --state "$state" 2>"$E2E_TMP/down.log" || fail "down after the kill failed: $(cat "$E2E_TMP/down.log")"
   same_file $rc "$before" "after a kill during the DNS step"
-  [[ -z $(ls -A /etc | grep tunsocks || true) ]] || fail "left temporary files in /etc: $(ls -A /etc | grep tunsocks)"
+  leftover=$(compgen -G '/etc/.resolv.conf.tunsocks*' || true)
+  [[ -z $leftover ]] || fail "left temporary files in /etc: $leftover"
   exit 0
 fi
 
