@@ -130,8 +130,11 @@ std::vector<PacketBytes> build_udp_packets(const net::Endpoint& source,
     std::copy(udp.begin(), udp.end(), packet.begin() + kIpv6Header);
     return packets;
   }
-  // Fragment data sizes are multiples of 8 (the offset field counts 8-byte units).
-  const std::size_t room = mtu > kIpv4Header + 8 ? (mtu - kIpv4Header) & ~std::size_t{7} : 8;
+  // Fragment data sizes are multiples of 8 (the offset field counts 8-byte units); a
+  // datagram that fits the MTU is one unfragmented packet whatever its length.
+  const std::size_t room = kIpv4Header + udp_length <= mtu ? udp_length
+                           : mtu > kIpv4Header + 8         ? (mtu - kIpv4Header) & ~std::size_t{7}
+                                                           : 8;
   for (std::size_t offset = 0; offset < udp_length; offset += room) {
     const std::size_t chunk = std::min(room, udp_length - offset);
     const bool more = offset + chunk < udp_length;
