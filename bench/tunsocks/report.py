@@ -43,6 +43,9 @@ def iperf_result(directory, name):
         result["bytes"] = received["bytes"]
         result["seconds"] = received["seconds"]
         result["retransmits"] = end.get("sum_sent", {}).get("retransmits")
+    machine_path = os.path.join(directory, f"iperf-{name}.machine")
+    if os.path.exists(machine_path):
+        result.update(read_json(machine_path))
     cpu_path = os.path.join(directory, f"iperf-{name}.cpu")
     if os.path.exists(cpu_path):
         cpu = read_json(cpu_path)
@@ -218,6 +221,14 @@ def markdown(report):
             lambda p, n=name: dig(p, "iperf", n, "tunsocks_core_share"), 2, compare=False)
     row("socksd CPU s per GB, 1-stream download (context)",
         lambda p: dig(p, "iperf", "1-down", "socksd_cpu_s_per_gb"), 2, compare=False)
+    for name, label in [("1-up", "1-stream upload"), ("1-down", "1-stream download")]:
+        row(f"whole machine CPU busy during the {label} (all cores)",
+            lambda p, n=name: dig(p, "iperf", n, "machine_busy_share"), 2, compare=False)
+    for name, label in [("1-up", "1-stream upload"), ("4-up", "4-stream upload"),
+                        ("4-down", "4-stream download")]:
+        row(f"packets dropped at the full TUN queue, {label}",
+            lambda p, n=name: dig(p, "iperf", n, "tun_tx_dropped") if p is not direct else None,
+            0, compare=False)
 
     def kib_to_mib(value):
         return None if value is None else value / 1024
@@ -235,6 +246,10 @@ def markdown(report):
             lambda p, i=i: dig(p, "memory", i, "tunsocks_kib_per_flow"), 1, compare=False)
         row(f"tunsocks RSS after the {want} flows closed, MiB",
             lambda p, i=i: kib_to_mib(dig(p, "memory", i, "tunsocks_rss_kib_after")), 1, compare=False)
+        row(f"seconds until {want} flows closed at once were gone from tunsocks and socksd",
+            lambda p, i=i: dig(p, "memory", i, "close_seconds"), 0, compare=False)
+        row(f"packets dropped at the full TUN queue while closing {want} flows",
+            lambda p, i=i: dig(p, "memory", i, "close_tun_tx_dropped"), 0, compare=False)
     row("socksd RSS idle, MiB (context)",
         lambda p: kib_to_mib(dig(p, "memory", 0, "socksd_rss_kib_idle")), 1, compare=False)
     for i in range(counts):
