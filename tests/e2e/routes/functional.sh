@@ -19,6 +19,10 @@ ip -n "$c_ns" addr add 10.211.0.1/30 dev "$cv"
 ip -n "$c_ns" addr add fd00:211::1/64 dev "$cv" nodad
 ip -n "$g_ns" addr add 10.211.0.2/30 dev ts-rg$$
 ip -n "$g_ns" addr add fd00:211::2/64 dev ts-rg$$ nodad
+# No link-local addresses: their DAD ends at some later moment and would add a route to
+# the local table between the snapshots.
+ip -n "$c_ns" link set "$cv" addrgenmode none
+ip -n "$g_ns" link set ts-rg$$ addrgenmode none
 ip -n "$c_ns" link set "$cv" up
 ip -n "$g_ns" link set ts-rg$$ up
 ip -n "$c_ns" route add default via 10.211.0.2
