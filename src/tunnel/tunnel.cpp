@@ -179,6 +179,13 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   }
   if (uv_now(loop_) < udp_refused_until_ms_) return udp_counters_.drop(UdpDrop::no_udp_upstream);
   auto found = udp_sessions_.find(datagram.source);
+  if (found != udp_sessions_.end() && found->second->phase() == UdpSession::Phase::closing) {
+    // The socket's old association is still closing its handles: it moves aside (to be
+    // destroyed when it finishes) and the datagram opens a new one instead of being lost.
+    udp_closing_.push_back(std::move(found->second));
+    udp_sessions_.erase(found);
+    found = udp_sessions_.end();
+  }
   if (found == udp_sessions_.end()) {
     if (udp_sessions_.size() >= settings_.udp.max_sessions) {
       return udp_counters_.drop(UdpDrop::session_limit);
@@ -204,6 +211,13 @@ void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destina
 }
 
 void Tunnel::udp_refused(UdpSession& session) {
+  // "Not supported" and "not allowed" speak for every association; any other refusal (a
+  // general failure such as the server's association limit) concerns this one only.
+  const auto code = static_cast<socks::Socks5Reply>(session.reply_code().value_or(0));
+  if (code != socks::Socks5Reply::command_not_supported &&
+      code != socks::Socks5Reply::not_allowed) {
+    return;
+  }
   const std::uint64_t now = uv_now(loop_);
   // One line per refusal period, not one per association or datagram: an upstream that
   // does not do UDP says so to every association alike.
@@ -219,7 +233,7 @@ void Tunnel::udp_refused(UdpSession& session) {
 
 void Tunnel::udp_finished(UdpSession& session) {
   log_udp_end(session);
-  udp_finished_.push_back(session.app());
+  udp_finished_.push_back(&session);
   // Destroyed on the next loop turn, never inside one of its own callbacks.
   uv_idle_start(&reaper_, on_idle);
 }
@@ -279,8 +293,15 @@ void Tunnel::on_reap() {
   uv_idle_stop(&reaper_);
   for (const FlowKey& key : std::exchange(finished_, {}))
     flows_.erase(key);
-  for (const net::Endpoint& app : std::exchange(udp_finished_, {}))
-    udp_sessions_.erase(app);
+  for (const UdpSession* session : std::exchange(udp_finished_, {})) {
+    auto found = udp_sessions_.find(session->app());
+    if (found != udp_sessions_.end() && found->second.get() == session) {
+      udp_sessions_.erase(found);
+    } else {
+      std::erase_if(udp_closing_,
+                    [session](const auto& closing) { return closing.get() == session; });
+    }
+  }
   maybe_stopped();
 }
 
@@ -312,7 +333,10 @@ void Tunnel::stop(std::function<void()> done) {
 }
 
 void Tunnel::maybe_stopped() {
-  if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || handles_open_ == 0) return;
+  if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || !udp_closing_.empty() ||
+      handles_open_ == 0) {
+    return;
+  }
   auto on_closed = [](uv_handle_t* handle) {
     Tunnel* self = tunnel_of(handle->data);
     if (--self->handles_open_ == 0 && self->stopped_) std::exchange(self->stopped_, {})();

@@ -114,7 +114,8 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   std::unordered_map<FlowKey, std::unique_ptr<TcpFlow>, FlowKeyHash> flows_;
   std::vector<FlowKey> finished_;
   std::unordered_map<net::Endpoint, std::unique_ptr<UdpSession>, EndpointHash> udp_sessions_;
-  std::vector<net::Endpoint> udp_finished_;
+  std::vector<std::unique_ptr<UdpSession>> udp_closing_;  // replaced while still closing
+  std::vector<const UdpSession*> udp_finished_;
   UdpReassembler reassembler_;
   UdpCounters udp_counters_;
   std::uint64_t next_udp_id_ = 1;

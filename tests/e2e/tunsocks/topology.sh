@@ -137,13 +137,14 @@ start_socksd() {
   UPSTREAM_URL="socks5://$PROXY_IP4:$UPSTREAM_PORT"
 }
 
-# start_dante NAME: Dante's danted, config written here: no auth, CONNECT only, any
-# destination (v4 and v6) out of the server-side veth.
+# start_dante NAME [COMMANDS]: Dante's danted, config written here: no auth, COMMANDS
+# (default: connect; e.g. "connect udpassociate udpreply"), any destination (v4 and v6)
+# out of the server-side veth.
 start_dante() {
-  local name=$1
+  local name=$1 commands=${2:-connect}
   require_cmd danted
   cat >"$E2E_TMP/$name.conf" <<EOF
-# written by tests/e2e/tunsocks/topology.sh: no auth, CONNECT only
+# written by tests/e2e/tunsocks/topology.sh: no auth, $commands
 logoutput: stderr
 internal: $PROXY_IP4 port = $UPSTREAM_PORT
 external: veth-ps
@@ -157,7 +158,7 @@ client pass {
 }
 socks pass {
   from: 0/0 to: 0/0
-  command: connect
+  command: $commands
   log: error connect disconnect
 }
 EOF
