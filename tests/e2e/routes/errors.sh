@@ -3,7 +3,7 @@
 #  - exit 2 and a message naming the value: bad CIDRs (bad octet, host bits set, prefix
 #    length too long, not an address), bad --dns, --fwmark 0, an IPv6 prefix with --ipv6
 #    off, unknown command/option, up without --tun;
-#  - exit 1 and a message: missing TUN device, not root (up and down), table already in
+#  - exit 1 and a message: missing TUN device, TUN device down, not root (up and down), table already in
 #    use or rule priority taken (the foreign route/rule stays), a state file that is not
 #    ours (left alone);
 #  - ip failing halfway (IPv6 disabled on tun0): up rolls back what it had done, exit 1,
@@ -40,6 +40,9 @@ expect 2 "unknown command" sideways --tun tun0
 expect 2 "unknown option '--tunnel'" up --tunnel tun0 --state "$state"
 expect 2 "up needs --tun" up --state "$state"
 expect 1 "no such network device: nosuch0" up --tun nosuch0 --state "$state"
+ip -n "$ns" tuntap add dev tun1 mode tun
+expect 1 "tun1 is down" up --tun tun1 --state "$state"
+ip -n "$ns" link del tun1
 
 # Not root: the same command as an unprivileged user.
 got=0
