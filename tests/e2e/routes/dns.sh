@@ -10,7 +10,9 @@
 #    real /etc/resolv.conf path is used, and only the overlay changes): a regular file,
 #    a symlink (replaced by a file while up, the same link after down, its target never
 #    written), a bind-mounted file (rewritten in place), no file at all, and up killed
-#    with SIGKILL between recording the DNS change and making it.
+#    with SIGKILL between recording the DNS change and making it; with /etc/resolv.conf
+#    a link to systemd-resolved's stub, resolvectl is asked instead (dns, domain ~.;
+#    revert on down) and no file changes.
 source "$(dirname "$0")/common.sh"
 require_cmd setsid unshare sha256sum stat
 
@@ -113,6 +115,29 @@ if [[ ${1:-} == --inner ]]; then
   same_file $rc "$before" "after a kill during the DNS step"
   leftover=$(compgen -G '/etc/.resolv.conf.tunsocks*' || true)
   [[ -z $leftover ]] || fail "left temporary files in /etc: $leftover"
+
+  log "inner: systemd-resolved's stub (a stand-in resolvectl that records its calls)"
+  # A private /run hides the real one (and its netns names: this namespace has none).
+  mount -t tmpfs tmpfs /run
+  register_cleanup "umount -l /run"
+  mkdir -p /run/systemd/resolve "$E2E_TMP/bin"
+  printf 'nameserver 127.0.0.53\n' >/run/systemd/resolve/stub-resolv.conf
+  rm -f $rc
+  ln -s ../run/systemd/resolve/stub-resolv.conf $rc
+  before=$(fingerprint $rc) stub_before=$(fingerprint /run/systemd/resolve/stub-resolv.conf)
+  printf '#!/bin/sh\necho "$*" >>%s\n' "$E2E_TMP/resolvectl.calls" >"$E2E_TMP/bin/resolvectl"
+  chmod +x "$E2E_TMP/bin/resolvectl"
+  PATH="$E2E_TMP/bin:$PATH" "$ROUTES" up --tun tun0 --dns 198.18.0.2 --state "$state" 2>"$E2E_TMP/up.log" ||
+    fail "up --dns with resolved failed: $(cat "$E2E_TMP/up.log")"
+  [[ $(cat "$E2E_TMP/resolvectl.calls") == $'dns tun0 198.18.0.2\ndomain tun0 ~.' ]] ||
+    fail "resolvectl calls while up: $(cat "$E2E_TMP/resolvectl.calls")"
+  same_file $rc "$before" "resolved's symlink while up"
+  PATH="$E2E_TMP/bin:$PATH" "$ROUTES" down --state "$state" 2>"$E2E_TMP/down.log" ||
+    fail "down failed: $(cat "$E2E_TMP/down.log")"
+  [[ $(tail -n 1 "$E2E_TMP/resolvectl.calls") == "revert tun0" ]] ||
+    fail "down did not revert the link: $(cat "$E2E_TMP/resolvectl.calls")"
+  same_file $rc "$before" "resolved's symlink"
+  same_file /run/systemd/resolve/stub-resolv.conf "$stub_before" "resolved's stub file"
   exit 0
 fi
 
