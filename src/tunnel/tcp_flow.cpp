@@ -152,14 +152,17 @@ std::string_view describe(CloseReason reason) {
   return "unknown";
 }
 
-TcpFlow::TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, PacketView syn_packet)
+TcpFlow::TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, PacketView syn_packet,
+                 std::optional<std::string> name)
     : host_(host),
       id_(id),
       key_(syn.flow),
+      by_name_(name.has_value()),
       syn_info_(syn),
       syn_packet_(syn_packet.begin(), syn_packet.begin() + syn.total_length),
       handshake_(host.flow_settings().handshake, socks::Command::connect,
-                 destination_of(syn.flow.destination)) {
+                 name ? socks::Address::name(std::move(*name), syn.flow.destination.port)
+                      : destination_of(syn.flow.destination)) {
   upstream_.data = this;
   timer_.data = this;
   connect_request_.data = this;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <sys/socket.h>
 #include <vector>
@@ -89,7 +90,10 @@ class TcpFlow {
  public:
   enum class Phase : std::uint8_t { dialing, handshaking, accepting, relaying, closing };
 
-  TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, PacketView syn_packet);
+  // `name`: the destination is a fake-ip pool address standing for this name, which the
+  // upstream is asked for instead (ATYP 3).
+  TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, PacketView syn_packet,
+          std::optional<std::string> name = std::nullopt);
   ~TcpFlow();
   TcpFlow(const TcpFlow&) = delete;
   TcpFlow& operator=(const TcpFlow&) = delete;
@@ -104,6 +108,7 @@ class TcpFlow {
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const FlowKey& key() const { return key_; }
+  [[nodiscard]] bool by_name() const { return by_name_; }
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] CloseReason close_reason() const { return close_reason_; }
   [[nodiscard]] std::string reply_text() const { return handshake_.reply_text(); }
@@ -141,6 +146,7 @@ class TcpFlow {
   FlowHost& host_;
   const std::uint64_t id_;
   const FlowKey key_;
+  const bool by_name_;
   PacketInfo syn_info_;
   PacketBytes syn_packet_;  // held until the upstream answers; freed after
   ClientHandshake handshake_;

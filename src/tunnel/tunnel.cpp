@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "net/log.h"
+#include "tunnel/dns.h"
 
 namespace tunsocks::tunnel {
 namespace {
@@ -17,6 +18,7 @@ constexpr std::size_t kReadBuffer = 64 * 1024;
 // How long a refusal of UDP ASSOCIATE is remembered: datagrams meanwhile are dropped at
 // once instead of each costing the upstream a connection it will refuse again.
 constexpr std::uint64_t kUdpRefusalMs = 60'000;
+constexpr std::uint16_t kDnsPort = 53;
 
 // Details are short phrases ("connection refused"); in a key=value line their spaces
 // become underscores rather than escapes.
@@ -57,6 +59,7 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
       tun_fd_(tun_fd),
       settings_(std::move(settings)),
       stack_(loop, *this, settings_.mtu),
+      fake_ips_(settings_.fake_ip_capacity),
       packet_buffer_(kMaxPacket),
       read_buffer_(kReadBuffer) {
   poll_.data = this;
@@ -138,8 +141,16 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
     return;
   }
   const std::uint64_t id = next_flow_id_++;
-  auto [slot, inserted] =
-      flows_.emplace(info.flow, std::make_unique<TcpFlow>(*this, id, info, packet));
+  std::optional<std::string> name;
+  if (settings_.dns == DnsMode::fake_ip) {
+    if (const std::string* known = fake_ips_.name_of(info.flow.destination.ip)) {
+      name = *known;
+      fake_ips_.acquire(info.flow.destination.ip);
+      ++counters_.fake_ip_flows;
+    }
+  }
+  auto [slot, inserted] = flows_.emplace(
+      info.flow, std::make_unique<TcpFlow>(*this, id, info, packet, std::move(name)));
   TS_LOG_DEBUG("flow id=%llu src=%s dst=%s opening", static_cast<unsigned long long>(id),
                info.flow.source.to_string().c_str(), info.flow.destination.to_string().c_str());
   slot->second->start();
@@ -165,8 +176,31 @@ void Tunnel::handle_udp(const PacketInfo& info, PacketView packet) {
   relay_udp(*datagram);
 }
 
+bool Tunnel::answer_dns(const UdpDatagramView& datagram) {
+  auto query = parse_dns_query(datagram.payload);
+  if (!query || query->klass != kDnsClassIn || query->name.empty() ||
+      (query->type != kDnsTypeA && query->type != kDnsTypeAaaa)) {
+    return false;
+  }
+  const auto index = fake_ips_.assign(query->name);
+  std::optional<net::IpAddress> address;
+  if (index) {
+    address = query->type == kDnsTypeA ? FakeIpPool::ipv4(*index) : FakeIpPool::ipv6(*index);
+  } else {
+    ++counters_.dns_pool_full;
+  }
+  const PacketBytes response =
+      build_dns_response(*query, datagram.payload, address, settings_.fake_ip_ttl, index ? 0 : 2);
+  // From the resolver the application asked, to the application's socket.
+  write_udp(datagram.destination, datagram.source, response);
+  ++counters_.dns_answered;
+  return true;
+}
+
 void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   if (stopping_) return udp_counters_.drop(UdpDrop::session_closed);
+  const bool dns = settings_.dns != DnsMode::off && datagram.destination.port == kDnsPort;
+  if (dns && settings_.dns == DnsMode::fake_ip && answer_dns(datagram)) return;
   if (settings_.flow.handshake.version == SocksVersion::socks4) {
     if (!socks4_udp_warned_) {
       socks4_udp_warned_ = true;
@@ -198,7 +232,17 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
                  datagram.source.to_string().c_str());
     found->second->start();
   }
-  found->second->send(datagram.destination, datagram.payload);
+  UdpSession& session = *found->second;
+  const std::string* name = nullptr;
+  if (settings_.dns == DnsMode::fake_ip) {
+    name = fake_ips_.name_of(datagram.destination.ip);
+    if (name != nullptr && session.remember_name(*name, datagram.destination)) {
+      fake_ips_.acquire(datagram.destination.ip);
+      ++counters_.fake_ip_flows;
+    }
+  }
+  if (dns) ++counters_.dns_forwarded;
+  session.send(datagram.destination, datagram.payload, name);
 }
 
 void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
@@ -291,9 +335,15 @@ void Tunnel::flow_finished(TcpFlow& flow) {
 
 void Tunnel::on_reap() {
   uv_idle_stop(&reaper_);
-  for (const FlowKey& key : std::exchange(finished_, {}))
-    flows_.erase(key);
+  for (const FlowKey& key : std::exchange(finished_, {})) {
+    auto found = flows_.find(key);
+    if (found == flows_.end()) continue;
+    if (found->second->by_name()) fake_ips_.release(key.destination.ip);
+    flows_.erase(found);
+  }
   for (const UdpSession* session : std::exchange(udp_finished_, {})) {
+    for (const UdpSession::Named& named : session->named())
+      fake_ips_.release(named.fake.ip);
     auto found = udp_sessions_.find(session->app());
     if (found != udp_sessions_.end() && found->second.get() == session) {
       udp_sessions_.erase(found);
@@ -381,6 +431,11 @@ std::string Tunnel::counters_json() const {
   json += field("flow_limit_refusals", counters_.flow_limit_refusals) + ",";
   json += field("tun_read_errors", counters_.tun_read_errors) + ",";
   json += field("tun_write_errors", counters_.tun_write_errors) + ",";
+  json += field("dns_answered", counters_.dns_answered) + ",";
+  json += field("dns_forwarded", counters_.dns_forwarded) + ",";
+  json += field("dns_pool_full", counters_.dns_pool_full) + ",";
+  json += field("fake_ip_entries", fake_ips_.size()) + ",";
+  json += field("fake_ip_flows", counters_.fake_ip_flows) + ",";
   json += "\"malformed\":{";
   for (std::size_t i = 0; i < counters_.malformed.size(); ++i) {
     if (i != 0) json += ",";

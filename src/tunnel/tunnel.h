@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "tunnel/fake_ip_pool.h"
 #include "tunnel/lwip_stack.h"
 #include "tunnel/packet.h"
 #include "tunnel/tcp_flow.h"
@@ -22,9 +23,18 @@
 
 namespace tunsocks::tunnel {
 
+// DNS to port 53 (DESIGN.md, "DNS and names"). off: port 53 is UDP like any other;
+// forward: queries go through UDP ASSOCIATE to whichever resolver the application asked,
+// counted; fake_ip: A and AAAA questions are answered here from the fake-ip pool, and
+// flows to pool addresses go upstream by name; other questions are forwarded.
+enum class DnsMode : std::uint8_t { off, forward, fake_ip };
+
 struct TunnelSettings {
   FlowSettings flow;
   UdpSettings udp;
+  DnsMode dns = DnsMode::off;
+  std::uint32_t fake_ip_ttl = 30;  // seconds; short, so that recycled entries are not cached
+  std::uint32_t fake_ip_capacity = FakeIpPool::kMaxCapacity;
   int mtu = 1500;
   std::size_t max_flows = 0;            // 0: no limit but memory and file descriptors
   std::size_t packets_per_wakeup = 64;  // fairness between the TUN and the upstreams
@@ -40,6 +50,10 @@ struct TunnelCounters {
   std::uint64_t flow_limit_refusals = 0;
   std::uint64_t tun_read_errors = 0;
   std::uint64_t tun_write_errors = 0;
+  std::uint64_t dns_answered = 0;   // fake-ip answers written
+  std::uint64_t dns_forwarded = 0;  // queries relayed upstream (forward, or not A/AAAA)
+  std::uint64_t dns_pool_full = 0;  // answered SERVFAIL: every pool entry held by a flow
+  std::uint64_t fake_ip_flows = 0;  // TCP flows and UDP destinations sent upstream by name
 };
 
 // UDP associations are keyed by the application's socket alone (source address and port):
@@ -101,6 +115,7 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   void handle_tcp(const PacketInfo& info, PacketView packet);
   void handle_udp(const PacketInfo& info, PacketView packet);
   void relay_udp(const UdpDatagramView& datagram);
+  bool answer_dns(const UdpDatagramView& datagram);
   void log_flow_end(const TcpFlow& flow) const;
   void log_udp_end(const UdpSession& session) const;
   void maybe_stopped();
@@ -117,6 +132,7 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   std::vector<std::unique_ptr<UdpSession>> udp_closing_;  // replaced while still closing
   std::vector<const UdpSession*> udp_finished_;
   UdpReassembler reassembler_;
+  FakeIpPool fake_ips_;
   UdpCounters udp_counters_;
   std::uint64_t next_udp_id_ = 1;
   std::uint16_t next_ip_id_ = 1;

@@ -21,6 +21,9 @@ constexpr std::size_t kMaxRead = 64 * 1024;
 // RSV + FRAG + ATYP + port: the SOCKS UDP header around the destination's address bytes.
 constexpr std::size_t kSocksUdpHeader = 3 + 1 + 2;
 constexpr std::uint16_t kDnsPort = 53;
+// Fake-ip names and IP destinations remembered per association, for mapping replies back.
+constexpr std::size_t kMaxNamed = 16;
+constexpr std::size_t kMaxDirect = 16;
 
 // A handshake write or a send the kernel could not take at once; owns its bytes.
 struct ControlWrite {
@@ -297,7 +300,7 @@ void UdpSession::on_handshake_done() {
   last_activity_ms_ = uv_now(host_.loop());
   uv_timer_start(&timer_, tunnel::on_timer, idle_limit(), 0);
   for (Queued& queued : std::exchange(queue_, {}))
-    send_now(queued.destination, queued.payload);
+    send_now(queued.destination, queued.payload, queued.name ? &*queued.name : nullptr);
   queued_bytes_ = 0;
 }
 
@@ -355,15 +358,25 @@ bool UdpSession::open_relay(std::string& error) {
   return true;
 }
 
-void UdpSession::send(const net::Endpoint& destination, PacketView payload) {
+bool UdpSession::remember_name(const std::string& name, const net::Endpoint& fake) {
+  for (const Named& named : named_)
+    if (named.fake == fake) return false;
+  if (named_.size() >= kMaxNamed) return false;
+  named_.push_back({name, fake});
+  return true;
+}
+
+void UdpSession::send(const net::Endpoint& destination, PacketView payload,
+                      const std::string* name) {
   UdpCounters& counters = host_.udp_counters();
-  const std::size_t header = kSocksUdpHeader + destination.ip.bytes().size();
+  const std::size_t header =
+      kSocksUdpHeader + (name != nullptr ? 1 + name->size() : destination.ip.bytes().size());
   // Never truncated: a datagram the relay path cannot carry whole is dropped.
   if (header + payload.size() > kMaxRelayPayload) return counters.drop(UdpDrop::too_large);
   if (destination.port != kDnsPort) only_dns_ = false;
   switch (phase_) {
     case Phase::ready:
-      return send_now(destination, payload);
+      return send_now(destination, payload, name);
     case Phase::dialing:
     case Phase::handshaking: {
       const UdpSettings& settings = host_.udp_settings();
@@ -371,7 +384,8 @@ void UdpSession::send(const net::Endpoint& destination, PacketView payload) {
           queued_bytes_ + payload.size() > settings.queue_bytes) {
         return counters.drop(UdpDrop::queue_full);
       }
-      queue_.push_back({destination, PacketBytes(payload.begin(), payload.end())});
+      queue_.push_back({destination, PacketBytes(payload.begin(), payload.end()),
+                        name != nullptr ? std::optional<std::string>(*name) : std::nullopt});
       queued_bytes_ += payload.size();
       return;
     }
@@ -380,10 +394,18 @@ void UdpSession::send(const net::Endpoint& destination, PacketView payload) {
   }
 }
 
-void UdpSession::send_now(const net::Endpoint& destination, PacketView payload) {
+void UdpSession::send_now(const net::Endpoint& destination, PacketView payload,
+                          const std::string* name) {
   UdpCounters& counters = host_.udp_counters();
-  std::array<std::uint8_t, 32> header{};
-  auto written = socks::write_udp_header({0, socks_address(destination)}, header);
+  std::array<std::uint8_t, 4 + 1 + socks::kMaxDomainLength + 2> header{};
+  auto written =
+      socks::write_udp_header({0, name != nullptr ? socks::Address::name(*name, destination.port)
+                                                  : socks_address(destination)},
+                              header);
+  if (name == nullptr && std::find(direct_.begin(), direct_.end(), destination) == direct_.end()) {
+    if (direct_.size() >= kMaxDirect) direct_.erase(direct_.begin());
+    direct_.push_back(destination);
+  }
   if (!written) return counters.drop(UdpDrop::send_failed);
   last_activity_ms_ = uv_now(host_.loop());
   // Header and payload go out as one datagram without being copied together.
@@ -435,7 +457,7 @@ void UdpSession::on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sock
   // FRAG != 0 is SOCKS-level fragmentation, which RFC 1928 makes optional and no relay in
   // use sends: dropping it is what the RFC allows an implementation without reassembly.
   if (!datagram || datagram->header.fragment != 0) return counters.drop(UdpDrop::bad_reply);
-  auto source = reply_source(datagram->header.address, app_.ip.is_v4());
+  auto source = reply_from(datagram->header.address);
   if (!source) return counters.drop(UdpDrop::bad_reply);
   last_activity_ms_ = uv_now(host_.loop());
   ++datagrams_down_;
@@ -443,6 +465,23 @@ void UdpSession::on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sock
   ++counters.datagrams_down;
   counters.bytes_down += datagram->payload.size();
   host_.write_udp(*source, app_, datagram->payload);
+}
+
+std::optional<net::Endpoint> UdpSession::reply_from(const socks::Address& address) const {
+  if (address.type == socks::AddressType::domain) {
+    for (const Named& named : named_)
+      if (named.name == address.domain && named.fake.port == address.port) return named.fake;
+    return std::nullopt;
+  }
+  auto source = reply_source(address, app_.ip.is_v4());
+  if (!source || named_.empty()) return source;
+  // A reply from the address the relay resolved a fake-ip name to: the application sent
+  // to the fake address and (with a connected socket) accepts replies only from it. The
+  // port tells which name, unless the reply comes from a destination sent to directly.
+  if (std::find(direct_.begin(), direct_.end(), *source) != direct_.end()) return source;
+  for (const Named& named : named_)
+    if (named.fake.port == source->port) return named.fake;
+  return source;
 }
 
 void UdpSession::on_timer() {

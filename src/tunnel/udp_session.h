@@ -116,8 +116,21 @@ class UdpSession {
   // Dials the upstream. The session may finish (refused) before it returns.
   void start();
   // One datagram from the application to `destination`: sent now, queued, or dropped and
-  // counted.
-  void send(const net::Endpoint& destination, PacketView payload);
+  // counted. `name`: the destination is a fake-ip address standing for this name, which
+  // the relay is given instead (ATYP 3).
+  void send(const net::Endpoint& destination, PacketView payload,
+            const std::string* name = nullptr);
+  // Remembers that `fake` stands for `name`, so that replies (which come from the address
+  // the relay resolved) reach the application from `fake`, the address it sent to. Returns
+  // true when newly remembered (the caller then holds the pool entry until the session
+  // ends); false when known or when the session already remembers its maximum.
+  bool remember_name(const std::string& name, const net::Endpoint& fake);
+
+  struct Named {
+    std::string name;
+    net::Endpoint fake;
+  };
+  [[nodiscard]] const std::vector<Named>& named() const { return named_; }
   // The tunnel is stopping.
   void stop();
 
@@ -149,12 +162,14 @@ class UdpSession {
   struct Queued {
     net::Endpoint destination;
     PacketBytes payload;
+    std::optional<std::string> name;
   };
 
   void handshake_step();
   void on_handshake_done();
   bool open_relay(std::string& error);
-  void send_now(const net::Endpoint& destination, PacketView payload);
+  void send_now(const net::Endpoint& destination, PacketView payload, const std::string* name);
+  [[nodiscard]] std::optional<net::Endpoint> reply_from(const socks::Address& address) const;
   void close(UdpEnd reason);
   void release();
   [[nodiscard]] std::uint64_t idle_limit() const;
@@ -177,6 +192,8 @@ class UdpSession {
   bool control_open_ = false;
   bool reading_control_ = false;
 
+  std::vector<Named> named_;           // fake-ip destinations (bounded)
+  std::vector<net::Endpoint> direct_;  // the latest IP destinations (bounded)
   std::vector<Queued> queue_;
   std::size_t queued_bytes_ = 0;
   std::size_t sends_in_flight_ = 0;

@@ -62,6 +62,12 @@ Options:
                           that only talked to port 53 end after at most 10)
   --max-udp-sessions N    at most N UDP associations; datagrams of new application
                           sockets beyond that are dropped and counted (default: 1024)
+  --dns MODE              DNS queries (UDP port 53) entering the TUN: fake-ip (default)
+                          answers A/AAAA from 198.18.0.0/15 and fc00::/96 and sends
+                          flows to those addresses upstream by name, so the proxy
+                          resolves them; forward relays queries to the resolver asked;
+                          off treats port 53 as any UDP. socks4:// cannot carry names:
+                          fake-ip then falls back to off
   --log-level LEVEL       error, warn, info (default), debug
   --help, --version
 
@@ -137,6 +143,7 @@ Options parse_options(int argc, char** argv) {
   options.tun.ipv6 = tun_address("--address6", "fdfe:dcba:9876::1/126", true);
   options.settings.flow.fwmark = 0x2d0;
   options.settings.flow.idle_timeout_ms = 3600 * 1000;
+  options.settings.dns = tunnel::DnsMode::fake_ip;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     auto value = [&]() -> std::string_view {
@@ -189,6 +196,17 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--max-udp-sessions") {
       options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
       if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
+    } else if (flag == "--dns") {
+      const std::string_view text = value();
+      if (text == "fake-ip") {
+        options.settings.dns = tunnel::DnsMode::fake_ip;
+      } else if (text == "forward") {
+        options.settings.dns = tunnel::DnsMode::forward;
+      } else if (text == "off") {
+        options.settings.dns = tunnel::DnsMode::off;
+      } else {
+        usage_error("--dns wants fake-ip, forward or off, got '" + std::string(text) + "'");
+      }
     } else if (flag == "--log-level") {
       const std::string_view text = value();
       auto level = net::parse_log_level(text);
@@ -299,6 +317,13 @@ int main(int argc, char** argv) {
   flow.upstream_display = url->display();
   flow.handshake.version = url->version;
   flow.handshake.credentials = url->credentials;
+  if (options.settings.dns == tunnel::DnsMode::fake_ip &&
+      url->version == tunnel::SocksVersion::socks4 && !url->remote_dns) {
+    // A fake address is only worth its name, and SOCKS4 cannot send a name.
+    TS_LOG_WARN("--dns fake-ip needs an upstream that takes names; %s does not: DNS is off",
+                flow.upstream_display.c_str());
+    options.settings.dns = tunnel::DnsMode::off;
+  }
 
   raise_fd_limit();
   auto device = platform::TunDevice::open(options.tun);

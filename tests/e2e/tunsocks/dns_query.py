@@ -1,0 +1,36 @@
+"""dns_query.py SERVER NAME TYPE: one DNS query (TYPE: A, AAAA or TXT) over UDP to
+SERVER:53; prints `answer ADDRESS ttl=T` for an A/AAAA answer, `empty rcode=R` for an
+answer without records, or `raw N` with the size of a reply that is not a DNS response
+to the query (an echo). Checks that the reply comes from SERVER:53 and carries the query id.
+"""
+import ipaddress
+import os
+import socket
+import struct
+import sys
+
+server, name, qtype = sys.argv[1], sys.argv[2], sys.argv[3]
+types = {"A": 1, "AAAA": 28, "TXT": 16}
+qid = int.from_bytes(os.urandom(2), "big")
+question = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack("!HH", types[qtype], 1)
+family = socket.AF_INET6 if ":" in server else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(query, (server, 53))
+data, peer = s.recvfrom(65535)
+if peer[0] != server or peer[1] != 53:
+    sys.exit(f"reply from {peer}, expected {server}:53")
+if data == query:
+    print("raw", len(data))
+    sys.exit(0)
+rid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", data[:12])
+if rid != qid or not flags & 0x8000:
+    sys.exit(f"not a response to the query: id {rid:#x} flags {flags:#x}")
+if an == 0:
+    print("empty rcode=%d" % (flags & 0xF))
+    sys.exit(0)
+offset = 12 + len(question) + 4
+rtype, rclass, ttl, rdlength = struct.unpack("!HHIH", data[offset + 2:offset + 12])
+rdata = data[offset + 12:offset + 12 + rdlength]
+print("answer", ipaddress.ip_address(rdata), "ttl=%d" % ttl)
