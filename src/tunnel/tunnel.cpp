@@ -92,6 +92,13 @@ void Tunnel::on_readable() {
     process_packet({packet_buffer_.data(), static_cast<std::size_t>(n)});
   }
   stack_.check_timeouts();
+  // Incomplete datagrams go when their time is up, not only when a fragment arrives; the
+  // reassembler's bounds hold its memory meanwhile, so no timer of its own is needed.
+  if (reassembler_.pending() != 0) {
+    if (const std::size_t expired = reassembler_.expire(uv_now(loop_)); expired != 0) {
+      udp_counters_.drop(UdpDrop::fragment, expired);
+    }
+  }
 }
 
 void Tunnel::process_packet(PacketView packet) {

@@ -53,3 +53,5 @@ c=$(tunsocks_counters ts)
 (($(json_get "$c" fake_ip_flows) >= 2)) || fail "fake_ip_flows: $c"
 log "ok: $c"
 expect_alive ts
+# SIGTERM with associations open or just ended: a clean exit, status 0.
+stop_tunsocks ts

@@ -56,3 +56,4 @@ dropped=$(($(json_get "$c1" udp_dropped_by_reason.no_udp_upstream) - $(json_get 
 log "ok: $(grep 'WARN udp' "$E2E_TMP/ts2.log")"
 log "ok: $line"
 expect_alive ts2
+stop_tunsocks ts2

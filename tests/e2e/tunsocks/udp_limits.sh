@@ -48,3 +48,5 @@ wait_for 5 bash -c "grep -E 'udp id=.* src=$TUN_IP4:$port .*end=control_closed' 
   fail "the association did not end with its control connection: $(grep "src=$TUN_IP4:$port " "$E2E_TMP/ts.log")"
 log "ok: $(grep -E "udp id=.* src=$TUN_IP4:$port " "$E2E_TMP/ts.log")"
 expect_alive ts
+# SIGTERM with associations open or just ended: a clean exit, status 0.
+stop_tunsocks ts

@@ -53,3 +53,5 @@ c2=$(tunsocks_counters ts)
 log "ok: $line4"
 log "ok: $line6"
 expect_alive ts
+# SIGTERM with associations open or just ended: a clean exit, status 0.
+stop_tunsocks ts
