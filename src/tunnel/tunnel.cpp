@@ -8,6 +8,7 @@
 
 #include "net/log.h"
 #include "tunnel/dns.h"
+#include "tunnel/icmp_echo.h"
 
 namespace tunsocks::tunnel {
 namespace {
@@ -116,6 +117,12 @@ void Tunnel::process_packet(PacketView packet) {
       return handle_udp(*info, packet);
     case kProtoIcmp:
     case kProtoIcmpv6:
+      if (settings_.answer_ping) {
+        if (auto reply = build_echo_reply(*info, packet)) {
+          ++counters_.pings_answered;
+          return write_packet(*reply);
+        }
+      }
       ++counters_.icmp_dropped;
       return;
     default:
@@ -433,6 +440,7 @@ std::string Tunnel::counters_json() const {
   }
   json += "},";
   json += field("icmp_dropped", counters_.icmp_dropped) + ",";
+  json += field("pings_answered", counters_.pings_answered) + ",";
   json += field("other_dropped", counters_.other_dropped) + ",";
   json += field("duplicate_syns", counters_.duplicate_syns) + ",";
   json += field("flow_limit_refusals", counters_.flow_limit_refusals) + ",";

@@ -33,6 +33,7 @@ struct TunnelSettings {
   FlowSettings flow;
   UdpSettings udp;
   DnsMode dns = DnsMode::off;
+  bool answer_ping = false;        // ICMP echo answered here (see icmp_echo.h)
   std::uint32_t fake_ip_ttl = 30;  // seconds; short, so that recycled entries are not cached
   std::uint32_t fake_ip_capacity = FakeIpPool::kMaxCapacity;
   int mtu = 1500;
@@ -45,6 +46,7 @@ struct TunnelCounters {
   std::uint64_t packets_out = 0;  // written to the TUN (by lwIP or as refusals)
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count_)> malformed{};
   std::uint64_t icmp_dropped = 0;
+  std::uint64_t pings_answered = 0;
   std::uint64_t other_dropped = 0;   // neither TCP, UDP nor ICMP
   std::uint64_t duplicate_syns = 0;  // a SYN for a flow still asking its upstream
   std::uint64_t flow_limit_refusals = 0;

@@ -1,5 +1,6 @@
 // tunsocks: route everything that enters a TUN device through a SOCKS proxy.
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -68,6 +69,9 @@ Options:
                           resolves them; forward relays queries to the resolver asked;
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
+  --answer-ping           answer ICMP echo requests (ping) here: they then say the
+                          tunnel is up, not that the destination is (default: off;
+                          pings are dropped, SOCKS cannot carry them)
   --log-level LEVEL       error, warn, info (default), debug
   --help, --version
 
@@ -196,6 +200,8 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--max-udp-sessions") {
       options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
       if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
+    } else if (flag == "--answer-ping") {
+      options.settings.answer_ping = true;
     } else if (flag == "--dns") {
       const std::string_view text = value();
       if (text == "fake-ip") {
@@ -305,6 +311,9 @@ void on_counters_signal(uv_signal_t* handle, int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write to an upstream that has just reset must come back as EPIPE to the flow, not
+  // kill the process (libuv leaves SIGPIPE to the application).
+  ::signal(SIGPIPE, SIG_IGN);
   Options options = parse_options(argc, argv);
   net::set_log_level(options.log_level);
 
