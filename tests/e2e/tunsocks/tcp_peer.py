@@ -131,6 +131,18 @@ def serve_one(conn, peer, a):
             say("reading", tag)
             n, sha, end = read_to_end(conn)
             say("received", tag, f"bytes={n}", f"sha256={sha}", f"end={end}")
+        elif a.mode == "read-then-abort":
+            # Reads a.bytes, then closes with SO_LINGER 0 while the client keeps sending:
+            # the client's side of the chain must get a reset, and whoever writes next
+            # into it gets EPIPE.
+            n = 0
+            while n < a.bytes:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                n += len(data)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            say("aborted", tag, f"bytes={n}")
         elif a.mode in ("sink", "hold"):
             n, sha, end = read_to_end(conn)
             say("received", tag, f"bytes={n}", f"sha256={sha}", f"end={end}")
