@@ -15,6 +15,8 @@
 namespace tunsocks::platform {
 namespace {
 
+constexpr int kTxQueueLength = 10000;
+
 TunError error_for(int code, const std::string& what) {
   return TunError{code, what + ": " + std::strerror(code)};
 }
@@ -196,6 +198,14 @@ std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
         return fail(error_for(errno, "cannot set MTU " + std::to_string(config.mtu) + " on " +
                                          name + " (TUN allows 68..65535)"));
       }
+    }
+    // The queue holds packets the kernel routed into the TUN until tunsocks reads them.
+    // The default 500 overflows when thousands of flows close at once, and a dropped RST
+    // is never sent again; a longer queue costs memory only while it is actually full.
+    ifreq queue = request_for(name);
+    queue.ifr_qlen = kTxQueueLength;
+    if (::ioctl(sock.fd(), SIOCSIFTXQLEN, &queue) < 0) {
+      return fail(error_for(errno, "cannot set the queue length of " + name));
     }
     if (config.ipv4) {
       if (auto set = set_ipv4(name, *config.ipv4); !set) return fail(set.error());

@@ -24,6 +24,9 @@ constexpr std::size_t kLowMark = TCP_SND_BUF / 8;
 constexpr std::size_t kResumeMark = TCP_SND_BUF / 2;
 constexpr std::size_t kQueueLimit = TCP_SND_QUEUELEN * 3 / 4;
 constexpr std::size_t kMaxRead = 64 * 1024;
+constexpr u32_t kKeepaliveIdleMs = 60'000;
+constexpr u32_t kKeepaliveIntervalMs = 10'000;
+constexpr u32_t kKeepaliveCount = 3;
 static_assert(kLowMark > 0 && kResumeMark > kLowMark, "lwipopts: TCP_SND_BUF too small");
 // tcp_write takes a u16_t length; reads are capped so one read is one call in most cases.
 constexpr std::size_t kMaxTcpWrite = 0xFFFF;
@@ -391,6 +394,13 @@ bool TcpFlow::attach(tcp_pcb* pcb) {
   tcp_err(pcb, on_lwip_err);
   // We forward whatever the upstream gives at once; Nagle would only add latency.
   tcp_nagle_disable(pcb);
+  // An application that vanished while its RST was lost (a full TUN queue drops it, and
+  // nobody resends an RST) would hold the flow until the idle timeout; keepalive probes
+  // are answered with a fresh RST by the application's kernel.
+  ip_set_option(pcb, SOF_KEEPALIVE);
+  pcb->keep_idle = kKeepaliveIdleMs;
+  pcb->keep_intvl = kKeepaliveIntervalMs;
+  pcb->keep_cnt = kKeepaliveCount;
   phase_ = Phase::relaying;
   TS_LOG_DEBUG("flow id=%llu relaying", static_cast<unsigned long long>(id_));
   last_activity_ms_ = uv_now(host_.loop());
