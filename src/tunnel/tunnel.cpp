@@ -20,6 +20,8 @@ constexpr std::size_t kReadBuffer = 64 * 1024;
 // once instead of each costing the upstream a connection it will refuse again.
 constexpr std::uint64_t kUdpRefusalMs = 60'000;
 constexpr std::uint16_t kDnsPort = 53;
+// DNS-over-TCP connections answered at once; resolvers open one or two at a time.
+constexpr std::size_t kMaxDnsTcp = 64;
 
 // Details are short phrases ("connection refused"); in a key=value line their spaces
 // become underscores rather than escapes.
@@ -144,6 +146,9 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
     }
     return stack_.input(packet);
   }
+  if (settings_.dns == DnsMode::fake_ip && info.flow.destination.port == kDnsPort) {
+    return handle_dns_tcp(info, packet);
+  }
   if (!info.is_tcp_syn() || stopping_) {
     // Not a new connection: lwIP answers for pcbs it still has (closing ones) and resets
     // the rest.
@@ -190,25 +195,63 @@ void Tunnel::handle_udp(const PacketInfo& info, PacketView packet) {
   relay_udp(*datagram);
 }
 
-bool Tunnel::answer_dns(const UdpDatagramView& datagram) {
-  auto query = parse_dns_query(datagram.payload);
-  if (!query || query->klass != kDnsClassIn || query->name.empty() ||
-      (query->type != kDnsTypeA && query->type != kDnsTypeAaaa)) {
-    return false;
+// The fake-ip answer to an A or AAAA question of class IN; empty for any other question.
+PacketBytes Tunnel::fake_ip_answer(const DnsQuery& query, PacketView message) {
+  if (query.klass != kDnsClassIn || query.name.empty() ||
+      (query.type != kDnsTypeA && query.type != kDnsTypeAaaa)) {
+    return {};
   }
-  const auto index = fake_ips_.assign(query->name);
+  const auto index = fake_ips_.assign(query.name);
   std::optional<net::IpAddress> address;
   if (index) {
-    address = query->type == kDnsTypeA ? FakeIpPool::ipv4(*index) : FakeIpPool::ipv6(*index);
+    address = query.type == kDnsTypeA ? FakeIpPool::ipv4(*index) : FakeIpPool::ipv6(*index);
   } else {
     ++counters_.dns_pool_full;
   }
-  const PacketBytes response =
-      build_dns_response(*query, datagram.payload, address, settings_.fake_ip_ttl, index ? 0 : 2);
+  ++counters_.dns_answered;
+  return build_dns_response(query, message, address, settings_.fake_ip_ttl, index ? 0 : 2);
+}
+
+bool Tunnel::answer_dns(const UdpDatagramView& datagram) {
+  auto query = parse_dns_query(datagram.payload);
+  if (!query) return false;
+  const PacketBytes response = fake_ip_answer(*query, datagram.payload);
+  if (response.empty()) return false;
   // From the resolver the application asked, to the application's socket.
   write_udp(datagram.destination, datagram.source, response);
-  ++counters_.dns_answered;
   return true;
+}
+
+PacketBytes Tunnel::answer_dns_message(PacketView message) {
+  auto query = parse_dns_query(message);
+  if (!query) return {};
+  PacketBytes response = fake_ip_answer(*query, message);
+  // Other questions cannot be forwarded over this connection (it ends here, not at a
+  // resolver): REFUSED sends the client's resolver to its next server, or to UDP.
+  if (response.empty()) response = build_dns_response(*query, message, std::nullopt, 0, 5);
+  return response;
+}
+
+void Tunnel::handle_dns_tcp(const PacketInfo& info, PacketView packet) {
+  if (!info.is_tcp_syn() || stopping_ || dns_tcp_.contains(info.flow)) {
+    return stack_.input(packet);
+  }
+  if (dns_tcp_.size() >= kMaxDnsTcp) {
+    ++counters_.flow_limit_refusals;
+    write_packet(build_refusal(info, packet, Refusal::reset));
+    return;
+  }
+  auto& session = dns_tcp_[info.flow];
+  session = std::make_unique<DnsTcpSession>(*this, info.flow);
+  session->start();
+  ++counters_.dns_tcp_connections;
+  // No upstream to ask: lwIP answers the SYN at once.
+  stack_.input_syn(packet, info.flow);
+}
+
+void Tunnel::dns_tcp_finished(DnsTcpSession& session) {
+  dns_tcp_finished_.push_back(session.key());
+  uv_idle_start(&reaper_, on_idle);
 }
 
 void Tunnel::relay_udp(const UdpDatagramView& datagram) {
@@ -331,8 +374,9 @@ void Tunnel::on_lwip_output(PacketView packet) {
 }
 
 bool Tunnel::on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) {
-  auto found = flows_.find(key);
-  return found != flows_.end() && found->second->attach(pcb);
+  if (auto found = flows_.find(key); found != flows_.end()) return found->second->attach(pcb);
+  auto found = dns_tcp_.find(key);
+  return found != dns_tcp_.end() && found->second->attach(pcb);
 }
 
 uv_buf_t Tunnel::read_buffer(std::size_t at_most) {
@@ -355,6 +399,8 @@ void Tunnel::on_reap() {
     if (found->second->by_name()) fake_ips_.release(key.destination.ip);
     flows_.erase(found);
   }
+  for (const FlowKey& key : std::exchange(dns_tcp_finished_, {}))
+    dns_tcp_.erase(key);
   for (const UdpSession* session : std::exchange(udp_finished_, {})) {
     for (const UdpSession::Named& named : session->named())
       fake_ips_.release(named.fake.ip);
@@ -393,12 +439,14 @@ void Tunnel::stop(std::function<void()> done) {
     flow->stop();
   for (auto& [app, session] : udp_sessions_)
     session->stop();
+  for (auto& [key, session] : dns_tcp_)
+    session->stop();
   maybe_stopped();
 }
 
 void Tunnel::maybe_stopped() {
   if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || !udp_closing_.empty() ||
-      handles_open_ == 0) {
+      !dns_tcp_.empty() || handles_open_ == 0) {
     return;
   }
   auto on_closed = [](uv_handle_t* handle) {
@@ -449,6 +497,7 @@ std::string Tunnel::counters_json() const {
   json += field("dns_answered", counters_.dns_answered) + ",";
   json += field("dns_forwarded", counters_.dns_forwarded) + ",";
   json += field("dns_pool_full", counters_.dns_pool_full) + ",";
+  json += field("dns_tcp_connections", counters_.dns_tcp_connections) + ",";
   json += field("fake_ip_entries", fake_ips_.size()) + ",";
   json += field("fake_ip_flows", counters_.fake_ip_flows) + ",";
   json += "\"malformed\":{";

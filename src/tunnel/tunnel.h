@@ -14,6 +14,8 @@
 
 #include <uv.h>
 
+#include "tunnel/dns.h"
+#include "tunnel/dns_tcp_session.h"
 #include "tunnel/fake_ip_pool.h"
 #include "tunnel/lwip_stack.h"
 #include "tunnel/packet.h"
@@ -54,8 +56,10 @@ struct TunnelCounters {
   std::uint64_t tun_write_errors = 0;
   std::uint64_t dns_answered = 0;   // fake-ip answers written
   std::uint64_t dns_forwarded = 0;  // queries relayed upstream (forward, or not A/AAAA)
-  std::uint64_t dns_pool_full = 0;  // answered SERVFAIL: every pool entry held by a flow
-  std::uint64_t fake_ip_flows = 0;  // TCP flows and UDP destinations sent upstream by name
+  std::uint64_t dns_pool_full = 0;
+  std::uint64_t dns_tcp_connections = 0;  // DNS over TCP answered here (fake-ip)  // answered
+                                          // SERVFAIL: every pool entry held by a flow
+  std::uint64_t fake_ip_flows = 0;        // TCP flows and UDP destinations sent upstream by name
 };
 
 // UDP associations are keyed by the application's socket alone (source address and port):
@@ -64,7 +68,10 @@ struct EndpointHash {
   std::size_t operator()(const net::Endpoint& endpoint) const noexcept;
 };
 
-class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate {
+class Tunnel final : public FlowHost,
+                     public UdpHost,
+                     public DnsTcpHost,
+                     public LwipStack::Delegate {
  public:
   Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings);
   ~Tunnel();
@@ -105,6 +112,10 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   void udp_refused(UdpSession& session) override;
   void udp_finished(UdpSession& session) override;
 
+  // DnsTcpHost
+  PacketBytes answer_dns_message(PacketView message) override;
+  void dns_tcp_finished(DnsTcpSession& session) override;
+
   // LwipStack::Delegate
   void on_lwip_output(PacketView packet) override;
   bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) override;
@@ -118,6 +129,8 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   void handle_udp(const PacketInfo& info, PacketView packet);
   void relay_udp(const UdpDatagramView& datagram);
   bool answer_dns(const UdpDatagramView& datagram);
+  void handle_dns_tcp(const PacketInfo& info, PacketView packet);
+  [[nodiscard]] PacketBytes fake_ip_answer(const DnsQuery& query, PacketView message);
   void log_flow_end(const TcpFlow& flow) const;
   void log_udp_end(const UdpSession& session) const;
   void maybe_stopped();
@@ -135,6 +148,8 @@ class Tunnel final : public FlowHost, public UdpHost, public LwipStack::Delegate
   std::vector<const UdpSession*> udp_finished_;
   UdpReassembler reassembler_;
   FakeIpPool fake_ips_;
+  std::unordered_map<FlowKey, std::unique_ptr<DnsTcpSession>, FlowKeyHash> dns_tcp_;
+  std::vector<FlowKey> dns_tcp_finished_;
   UdpCounters udp_counters_;
   std::uint64_t next_udp_id_ = 1;
   std::uint16_t next_ip_id_ = 1;

@@ -5,6 +5,7 @@
 # socksd resolving the name (its log shows dst=NAME:PORT); a UDP socket talking to the
 # fake address gets its echoes back from the fake address; a TXT query is not answered
 # locally but relayed through UDP ASSOCIATE (an echo server on port 53 sends it back).
+# DNS over TCP to any address is answered locally as well (other types: REFUSED).
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -47,8 +48,15 @@ log "UDP to $fake: $u"
 t=$(in_client "$SYSTEM_PYTHON" "$DNS_QUERY" "$SERVER_IP4" "$NAME" TXT) || fail "TXT query: $t"
 [[ $t == "raw "* ]] || fail "the TXT query was answered locally ($t), not relayed"
 
+# DNS over TCP is answered here too: A with the same address, TXT refused (rcode 5).
+tcp=$(in_client "$SYSTEM_PYTHON" "$DNS_QUERY" 10.53.0.53 "$NAME" A tcp) || fail "A query over TCP: $tcp"
+[[ $tcp == "$a1" ]] || fail "over TCP the name got '$tcp', over UDP '$a1'"
+tcp_txt=$(in_client "$SYSTEM_PYTHON" "$DNS_QUERY" 10.53.0.53 "$NAME" TXT tcp) || fail "TXT query over TCP: $tcp_txt"
+[[ $tcp_txt == "empty rcode=5" ]] || fail "TXT over TCP: $tcp_txt, expected REFUSED"
+
 c=$(tunsocks_counters ts)
-(($(json_get "$c" dns_answered) == 3)) || fail "dns_answered: $c"
+(($(json_get "$c" dns_answered) == 4)) || fail "dns_answered: $c"
+(($(json_get "$c" dns_tcp_connections) == 2)) || fail "dns_tcp_connections: $c"
 (($(json_get "$c" dns_forwarded) >= 1)) || fail "dns_forwarded: $c"
 (($(json_get "$c" fake_ip_flows) >= 2)) || fail "fake_ip_flows: $c"
 log "ok: $c"

@@ -1,5 +1,5 @@
-"""dns_query.py SERVER NAME TYPE: one DNS query (TYPE: A, AAAA or TXT) over UDP to
-SERVER:53; prints `answer ADDRESS ttl=T` for an A/AAAA answer, `empty rcode=R` for an
+"""dns_query.py SERVER NAME TYPE [tcp]: one DNS query (TYPE: A, AAAA or TXT) over UDP (or
+TCP, length-prefixed) to SERVER:53; prints `answer ADDRESS ttl=T` for an A/AAAA answer, `empty rcode=R` for an
 answer without records, or `raw N` with the size of a reply that is not a DNS response
 to the query (an echo). Checks that the reply comes from SERVER:53 and carries the query id.
 """
@@ -15,12 +15,23 @@ qid = int.from_bytes(os.urandom(2), "big")
 question = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
 query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack("!HH", types[qtype], 1)
 family = socket.AF_INET6 if ":" in server else socket.AF_INET
-s = socket.socket(family, socket.SOCK_DGRAM)
-s.settimeout(3)
-s.sendto(query, (server, 53))
-data, peer = s.recvfrom(65535)
-if peer[0] != server or peer[1] != 53:
-    sys.exit(f"reply from {peer}, expected {server}:53")
+if len(sys.argv) > 4 and sys.argv[4] == "tcp":
+    s = socket.create_connection((server, 53), timeout=3)
+    s.sendall(struct.pack("!H", len(query)) + query)
+    data = b""
+    while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+        chunk = s.recv(65535)
+        if not chunk:
+            sys.exit(f"connection closed after {len(data)} bytes")
+        data += chunk
+    data = data[2:]
+else:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(query, (server, 53))
+    data, peer = s.recvfrom(65535)
+    if peer[0] != server or peer[1] != 53:
+        sys.exit(f"reply from {peer}, expected {server}:53")
 if data == query:
     print("raw", len(data))
     sys.exit(0)
