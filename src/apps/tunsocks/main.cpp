@@ -63,10 +63,11 @@ Options:
                           that only talked to port 53 end after at most 10)
   --max-udp-sessions N    at most N UDP associations; datagrams of new application
                           sockets beyond that are dropped and counted (default: 1024)
-  --dns MODE              DNS queries (UDP port 53) entering the TUN: fake-ip (default)
-                          answers A/AAAA from 198.18.0.0/15 and fc00::/96 and sends
-                          flows to those addresses upstream by name, so the proxy
-                          resolves them; forward relays queries to the resolver asked;
+  --dns MODE              DNS queries (port 53) entering the TUN: fake-ip (default)
+                          answers A/AAAA (UDP and TCP) from 198.18.0.0/15 and
+                          fc00::/96 and sends flows to those addresses upstream by
+                          name, so the proxy resolves them; other UDP queries, and
+                          all of them with forward, go to the resolver asked;
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
   --answer-ping           answer ICMP echo requests (ping) here: they then say the

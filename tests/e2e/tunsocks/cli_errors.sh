@@ -3,7 +3,8 @@
 # must not create a TUN in the host's namespace):
 #  exit 2 with one line naming the problem: unknown flag, bad URL scheme (http://,
 #    socks6://), missing --upstream, a value missing, --mtu below 576, a bad
-#    --log-level, --address without a valid CIDR;
+#    --log-level, --address without a valid CIDR, a bad --dns mode, a zero --udp-timeout
+#    or --max-udp-sessions;
 #  exit 0: --help (usage on stdout), --version;
 #  exit 1 with a message containing "busy": the TUN name held by another program (a
 #    tunsocks, or a plain process holding it with TUNSETIFF); the holder keeps working;
@@ -55,6 +56,9 @@ expect_exit 2 "--mtu not a number" 'mtu' --upstream "$up" --mtu big
 expect_exit 2 "bad --log-level" 'log-level' --upstream "$up" --log-level loud
 expect_exit 2 "bad --address" 'address' --upstream "$up" --address 300.1.2.3/24
 expect_exit 2 "bad --connect-timeout" 'connect-timeout' --upstream "$up" --connect-timeout -1
+expect_exit 2 "bad --dns" '--dns' --upstream "$up" --dns dnssec
+expect_exit 2 "zero --udp-timeout" 'udp-timeout' --upstream "$up" --udp-timeout 0
+expect_exit 2 "zero --max-udp-sessions" 'max-udp-sessions' --upstream "$up" --max-udp-sessions 0
 
 run_ts "$E2E_TMP/h" --help
 [[ $rc -eq 0 ]] || fail "--help exited $rc"
