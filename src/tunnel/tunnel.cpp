@@ -161,12 +161,19 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
   }
   const std::uint64_t id = next_flow_id_++;
   std::optional<std::string> name;
-  if (settings_.dns == DnsMode::fake_ip) {
-    if (const std::string* known = fake_ips_.name_of(info.flow.destination.ip)) {
-      name = *known;
-      fake_ips_.acquire(info.flow.destination.ip);
-      ++counters_.fake_ip_flows;
+  if (settings_.dns == DnsMode::fake_ip && fake_ips_.contains(info.flow.destination.ip)) {
+    const std::string* known = fake_ips_.name_of(info.flow.destination.ip);
+    if (known == nullptr) {
+      // A pool address no answer of ours handed out (a cached answer from before a restart):
+      // it stands for nothing the proxy could reach. "Unreachable" makes the application
+      // fail at once and resolve again, instead of the proxy trying 198.18.x.y.
+      ++counters_.fake_ip_unknown;
+      write_packet(build_refusal(info, packet, Refusal::host_unreachable));
+      return;
     }
+    name = *known;
+    fake_ips_.acquire(info.flow.destination.ip);
+    ++counters_.fake_ip_flows;
   }
   auto [slot, inserted] = flows_.emplace(
       info.flow, std::make_unique<TcpFlow>(*this, id, info, packet, std::move(name)));
@@ -269,6 +276,16 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
     return udp_counters_.drop(UdpDrop::no_udp_upstream);
   }
   if (uv_now(loop_) < udp_refused_until_ms_) return udp_counters_.drop(UdpDrop::no_udp_upstream);
+  // A fake-ip destination goes upstream by its name; one that stands for no name is
+  // dropped before it costs an association.
+  const std::string* name = nullptr;
+  if (settings_.dns == DnsMode::fake_ip && fake_ips_.contains(datagram.destination.ip)) {
+    name = fake_ips_.name_of(datagram.destination.ip);
+    if (name == nullptr) {
+      ++counters_.fake_ip_unknown;
+      return udp_counters_.drop(UdpDrop::unknown_fake_ip);
+    }
+  }
   auto found = udp_sessions_.find(datagram.source);
   if (found != udp_sessions_.end() && found->second->phase() == UdpSession::Phase::closing) {
     // The socket's old association is still closing its handles: it moves aside (to be
@@ -290,13 +307,9 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
     found->second->start();
   }
   UdpSession& session = *found->second;
-  const std::string* name = nullptr;
-  if (settings_.dns == DnsMode::fake_ip) {
-    name = fake_ips_.name_of(datagram.destination.ip);
-    if (name != nullptr && session.remember_name(*name, datagram.destination)) {
-      fake_ips_.acquire(datagram.destination.ip);
-      ++counters_.fake_ip_flows;
-    }
+  if (name != nullptr && session.remember_name(*name, datagram.destination)) {
+    fake_ips_.acquire(datagram.destination.ip);
+    ++counters_.fake_ip_flows;
   }
   if (dns) ++counters_.dns_forwarded;
   session.send(datagram.destination, datagram.payload, name);
@@ -500,6 +513,7 @@ std::string Tunnel::counters_json() const {
   json += field("dns_tcp_connections", counters_.dns_tcp_connections) + ",";
   json += field("fake_ip_entries", fake_ips_.size()) + ",";
   json += field("fake_ip_flows", counters_.fake_ip_flows) + ",";
+  json += field("fake_ip_unknown", counters_.fake_ip_unknown) + ",";
   json += "\"malformed\":{";
   for (std::size_t i = 0; i < counters_.malformed.size(); ++i) {
     if (i != 0) json += ",";

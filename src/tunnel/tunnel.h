@@ -59,7 +59,9 @@ struct TunnelCounters {
   std::uint64_t dns_pool_full = 0;
   std::uint64_t dns_tcp_connections = 0;  // DNS over TCP answered here (fake-ip)  // answered
                                           // SERVFAIL: every pool entry held by a flow
-  std::uint64_t fake_ip_flows = 0;        // TCP flows and UDP destinations sent upstream by name
+  std::uint64_t fake_ip_flows = 0;
+  std::uint64_t fake_ip_unknown = 0;  // flows to pool addresses that stand for no name        //
+                                      // TCP flows and UDP destinations sent upstream by name
 };
 
 // UDP associations are keyed by the application's socket alone (source address and port):

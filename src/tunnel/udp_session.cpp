@@ -127,6 +127,8 @@ std::string_view describe(UdpDrop reason) {
       return "send_failed";
     case UdpDrop::session_closed:
       return "session_closed";
+    case UdpDrop::unknown_fake_ip:
+      return "unknown_fake_ip";
     case UdpDrop::count_:
       break;
   }

@@ -40,6 +40,7 @@ enum class UdpDrop : std::uint8_t {
   malformed,        // from the application: a UDP header that does not fit its packet
   send_failed,      // the relay socket would not take it
   session_closed,   // queued when the association failed or ended
+  unknown_fake_ip,  // to a fake-ip pool address that stands for no name
   count_,
 };
 [[nodiscard]] std::string_view describe(UdpDrop reason);

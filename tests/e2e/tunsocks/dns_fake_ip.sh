@@ -5,7 +5,8 @@
 # socksd resolving the name (its log shows dst=NAME:PORT); a UDP socket talking to the
 # fake address gets its echoes back from the fake address; a TXT query is not answered
 # locally but relayed through UDP ASSOCIATE (an echo server on port 53 sends it back).
-# DNS over TCP to any address is answered locally as well (other types: REFUSED).
+# DNS over TCP to any address is answered locally as well (other types: REFUSED). A TCP
+# connection to a pool address that stands for no name is unreachable at once.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -43,6 +44,9 @@ wait_for 10 bash -c "grep -q 'cmd=connect dst=$NAME:$sink_port ' '$E2E_TMP/s.log
   fail "socksd did not connect by name: $(grep 'session id=' "$E2E_TMP/s.log" | tail -n 3)"
 
 u=$(in_client "$SYSTEM_PYTHON" -u "$UDP_ECHO" roundtrip "$fake" 5000) || fail "UDP to the fake address: $u"
+# A pool address no answer handed out stands for nothing: unreachable at once.
+r=$(probe 198.19.200.200 80 10)
+expect_probe "$r" EHOSTUNREACH 2000 "TCP to a pool address without a name"
 log "UDP to $fake: $u"
 
 t=$(in_client "$SYSTEM_PYTHON" "$DNS_QUERY" "$SERVER_IP4" "$NAME" TXT) || fail "TXT query: $t"
@@ -59,6 +63,7 @@ c=$(tunsocks_counters ts)
 (($(json_get "$c" dns_tcp_connections) == 2)) || fail "dns_tcp_connections: $c"
 (($(json_get "$c" dns_forwarded) >= 1)) || fail "dns_forwarded: $c"
 (($(json_get "$c" fake_ip_flows) >= 2)) || fail "fake_ip_flows: $c"
+(($(json_get "$c" fake_ip_unknown) == 1)) || fail "fake_ip_unknown: $c"
 log "ok: $c"
 expect_alive ts
 # SIGTERM with associations open or just ended: a clean exit, status 0.
