@@ -311,7 +311,13 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
     fake_ips_.acquire(datagram.destination.ip);
     ++counters_.fake_ip_flows;
   }
-  if (dns) ++counters_.dns_forwarded;
+  if (dns) {
+    ++counters_.dns_forwarded;
+    if (settings_.dns_server) {
+      session.alias(*settings_.dns_server, datagram.destination);
+      return session.send(*settings_.dns_server, datagram.payload);
+    }
+  }
   session.send(datagram.destination, datagram.payload, name);
 }
 

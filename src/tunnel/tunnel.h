@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,7 +36,10 @@ struct TunnelSettings {
   FlowSettings flow;
   UdpSettings udp;
   DnsMode dns = DnsMode::off;
-  bool answer_ping = false;        // ICMP echo answered here (see icmp_echo.h)
+  bool answer_ping = false;
+  // Where forwarded DNS queries go (any family) instead of the resolver the application
+  // asked; replies still come from the address it asked.
+  std::optional<net::Endpoint> dns_server;  // ICMP echo answered here (see icmp_echo.h)
   std::uint32_t fake_ip_ttl = 30;  // seconds; short, so that recycled entries are not cached
   std::uint32_t fake_ip_capacity = FakeIpPool::kMaxCapacity;
   int mtu = 1500;

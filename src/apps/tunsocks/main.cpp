@@ -1,8 +1,8 @@
 // tunsocks: route everything that enters a TUN device through a SOCKS proxy.
 #include <cerrno>
-#include <csignal>
 #include <charconv>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <netdb.h>
@@ -70,6 +70,9 @@ Options:
                           all of them with forward, go to the resolver asked;
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
+  --dns-server ADDR:PORT  send the DNS queries that are relayed (--dns forward, and the
+                          ones fake-ip does not answer) to this resolver, through the
+                          proxy, instead of the one the application asked
   --answer-ping           answer ICMP echo requests (ping) here: they then say the
                           tunnel is up, not that the destination is (default: off;
                           pings are dropped, SOCKS cannot carry them)
@@ -201,6 +204,13 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--max-udp-sessions") {
       options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
       if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
+    } else if (flag == "--dns-server") {
+      const std::string_view text = value();
+      auto server = net::Endpoint::parse(text);
+      if (!server || server->port == 0) {
+        usage_error("--dns-server wants ADDR:PORT ([v6]:PORT), got '" + std::string(text) + "'");
+      }
+      options.settings.dns_server = *server;
     } else if (flag == "--answer-ping") {
       options.settings.answer_ping = true;
     } else if (flag == "--dns") {
