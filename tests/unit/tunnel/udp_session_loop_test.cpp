@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -244,6 +245,53 @@ TEST_CASE("upstream_closing_the_control_connection_ends_the_association") {
       &loop, [&] { return host.finished_; }, 3000);
   CHECK(host.finished_);
   CHECK(session->end_reason() == UdpEnd::control_closed);
+  session.reset();
+  finish(&loop, upstream);
+}
+
+TEST_CASE("fake_ip_destination_goes_by_name_and_replies_come_from_the_fake_address") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ScriptedUpstream upstream(&loop, 0);
+  LoopHost host(&loop, upstream.listen_address);
+  auto session = std::make_unique<UdpSession>(host, 1, kApp);
+  session->start();
+  const net::Endpoint fake = *net::Endpoint::parse("198.18.0.5:5000");
+  const std::string name = "server.test";
+  CHECK(session->remember_name(name, fake));
+  CHECK_FALSE(session->remember_name(name, fake));  // known: the caller holds it once
+  // The relay echoes the header, so the reply names its source by the name.
+  session->send(fake, Bytes{1, 2}, &name);
+  run_until(
+      &loop, [&] { return !host.replies_.empty(); }, 3000);
+  REQUIRE(host.replies_.size() == 1);
+  CHECK(host.replies_[0].source == fake);
+  CHECK(host.replies_[0].payload == Bytes{1, 2});
+  session->stop();
+  run_until(
+      &loop, [&] { return host.finished_; }, 3000);
+  session.reset();
+  finish(&loop, upstream);
+}
+
+TEST_CASE("alias_brings_replies_back_from_the_address_asked") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ScriptedUpstream upstream(&loop, 0);
+  LoopHost host(&loop, upstream.listen_address);
+  auto session = std::make_unique<UdpSession>(host, 1, kApp);
+  session->start();
+  const net::Endpoint asked = *net::Endpoint::parse("10.53.0.53:53");
+  const net::Endpoint configured = *net::Endpoint::parse("[2001:db8::53]:5300");
+  session->alias(configured, asked);
+  session->send(configured, Bytes{9});
+  run_until(
+      &loop, [&] { return !host.replies_.empty(); }, 3000);
+  REQUIRE(host.replies_.size() == 1);
+  CHECK(host.replies_[0].source == asked);  // also across address families
+  session->stop();
+  run_until(
+      &loop, [&] { return host.finished_; }, 3000);
   session.reset();
   finish(&loop, upstream);
 }
