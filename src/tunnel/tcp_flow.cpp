@@ -125,6 +125,26 @@ Refusal refusal_for_socks5(std::uint8_t reply) {
 
 }  // namespace
 
+std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& handle,
+                                                  uv_connect_t& request,
+                                                  const FlowSettings& settings,
+                                                  uv_connect_cb on_connect, bool& opened) {
+  opened = false;
+  int status = uv_tcp_init_ex(loop, &handle, settings.upstream_address.ss_family);
+  if (status < 0) return std::unexpected(std::string("socket: ") + uv_err_name(status));
+  opened = true;
+  uv_os_fd_t fd = -1;
+  if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&handle), &fd) == 0 &&
+      ::setsockopt(fd, SOL_SOCKET, SO_MARK, &settings.fwmark, sizeof settings.fwmark) < 0) {
+    return std::unexpected(std::string("SO_MARK: ") + std::strerror(errno));
+  }
+  uv_tcp_nodelay(&handle, 1);
+  status = uv_tcp_connect(
+      &request, &handle, reinterpret_cast<const sockaddr*>(&settings.upstream_address), on_connect);
+  if (status < 0) return std::unexpected(std::string("connect: ") + uv_err_name(status));
+  return {};
+}
+
 std::string_view describe(CloseReason reason) {
   switch (reason) {
     case CloseReason::none:
@@ -186,27 +206,12 @@ void TcpFlow::start() {
 
   uv_timer_init(loop, &timer_);
   ++outstanding_;
-  int status = uv_tcp_init_ex(loop, &upstream_, settings.upstream_address.ss_family);
-  if (status < 0) {
-    detail_ = std::string("socket: ") + uv_strerror(status);
-    return refuse(CloseReason::out_of_memory, Refusal::reset);
-  }
-  ++outstanding_;
-  uv_os_fd_t fd = -1;
-  if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&upstream_), &fd) == 0) {
-    // The upstream's own packets must not be routed back into the TUN: the route setup
-    // sends marked packets around it.
-    if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &settings.fwmark, sizeof settings.fwmark) < 0) {
-      detail_ = std::string("SO_MARK: ") + std::strerror(errno);
-      return refuse(CloseReason::upstream_unreachable, Refusal::reset);
-    }
-  }
-  uv_tcp_nodelay(&upstream_, 1);
-  status = uv_tcp_connect(&connect_request_, &upstream_,
-                          reinterpret_cast<const sockaddr*>(&settings.upstream_address),
-                          tunnel::on_connect);
-  if (status < 0) {
-    detail_ = std::string("connect: ") + uv_strerror(status);
+  bool opened = false;
+  auto connecting =
+      connect_upstream(loop, upstream_, connect_request_, settings, tunnel::on_connect, opened);
+  if (opened) ++outstanding_;
+  if (!connecting) {
+    detail_ = connecting.error();
     return refuse(CloseReason::upstream_unreachable, Refusal::reset);
   }
   ++outstanding_;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <expected>
 #include <optional>
 #include <string>
 #include <sys/socket.h>
@@ -67,6 +68,17 @@ class FlowHost {
  protected:
   ~FlowHost() = default;
 };
+
+// Starts the TCP connection that every conversation with the upstream begins with (a
+// flow's CONNECT, a UDP association's control connection): marked with the fwmark so the
+// route rules keep it out of the TUN, Nagle off (handshakes are small writes). `handle`
+// must be zeroed. `opened` is set once the handle is initialised; from then on the caller
+// closes it, whatever else fails. The error is a short text for the log.
+[[nodiscard]] std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& handle,
+                                                                uv_connect_t& request,
+                                                                const FlowSettings& settings,
+                                                                uv_connect_cb on_connect,
+                                                                bool& opened);
 
 enum class CloseReason : std::uint8_t {
   none,

@@ -188,25 +188,11 @@ void UdpSession::start() {
   // The timer first: from here on close() always has a handle to wait for.
   uv_timer_init(loop, &timer_);
   ++outstanding_;
-  int status = uv_tcp_init_ex(loop, &control_, settings.upstream_address.ss_family);
-  if (status < 0) {
-    detail_ = std::string("socket: ") + uv_strerror(status);
-    return close(UdpEnd::upstream_unreachable);
-  }
-  ++outstanding_;
-  control_open_ = true;
-  uv_os_fd_t fd = -1;
-  if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&control_), &fd) == 0 &&
-      ::setsockopt(fd, SOL_SOCKET, SO_MARK, &settings.fwmark, sizeof settings.fwmark) < 0) {
-    detail_ = std::string("SO_MARK: ") + std::strerror(errno);
-    return close(UdpEnd::upstream_unreachable);
-  }
-  uv_tcp_nodelay(&control_, 1);
-  status = uv_tcp_connect(&connect_request_, &control_,
-                          reinterpret_cast<const sockaddr*>(&settings.upstream_address),
-                          tunnel::on_connect);
-  if (status < 0) {
-    detail_ = std::string("connect: ") + uv_strerror(status);
+  auto connecting = connect_upstream(loop, control_, connect_request_, settings, tunnel::on_connect,
+                                     control_open_);
+  if (control_open_) ++outstanding_;
+  if (!connecting) {
+    detail_ = connecting.error();
     return close(UdpEnd::upstream_unreachable);
   }
   ++outstanding_;
