@@ -20,6 +20,16 @@ constexpr std::size_t kReadBuffer = 64 * 1024;
 // once instead of each costing the upstream a connection it will refuse again.
 constexpr std::uint64_t kUdpRefusalMs = 60'000;
 constexpr std::uint16_t kDnsPort = 53;
+constexpr std::size_t kDnsHeaderSize = 12;  // ID, flags, four counts (RFC 1035 4.1.1)
+
+// The key of the one association that carries every relayed DNS query of a family. No
+// application socket has the unspecified address and port 0, so it never collides.
+net::Endpoint dns_client_key(const net::Endpoint& resolver) {
+  return {resolver.ip.is_v4() ? net::IpAddress::v4(std::uint32_t{0})
+                              : net::IpAddress::v6(std::array<std::uint8_t, 16>{}),
+          0};
+}
+
 // DNS-over-TCP connections answered at once; resolvers open one or two at a time.
 constexpr std::size_t kMaxDnsTcp = 64;
 
@@ -286,7 +296,18 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
       return udp_counters_.drop(UdpDrop::unknown_fake_ip);
     }
   }
-  auto found = udp_sessions_.find(datagram.source);
+  if (dns) return forward_dns(datagram);
+  UdpSession* session = session_for(datagram.source);
+  if (session == nullptr) return;
+  if (name != nullptr && session->remember_name(*name, datagram.destination)) {
+    fake_ips_.acquire(datagram.destination.ip);
+    ++counters_.fake_ip_flows;
+  }
+  session->send(datagram.destination, datagram.payload, name);
+}
+
+UdpSession* Tunnel::session_for(const net::Endpoint& key) {
+  auto found = udp_sessions_.find(key);
   if (found != udp_sessions_.end() && found->second->phase() == UdpSession::Phase::closing) {
     // The socket's old association is still closing its handles: it moves aside (to be
     // destroyed when it finishes) and the datagram opens a new one instead of being lost.
@@ -296,33 +317,56 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   }
   if (found == udp_sessions_.end()) {
     if (udp_sessions_.size() >= settings_.udp.max_sessions) {
-      return udp_counters_.drop(UdpDrop::session_limit);
+      udp_counters_.drop(UdpDrop::session_limit);
+      return nullptr;
     }
     const std::uint64_t id = next_udp_id_++;
-    found = udp_sessions_
-                .emplace(datagram.source, std::make_unique<UdpSession>(*this, id, datagram.source))
-                .first;
+    found = udp_sessions_.emplace(key, std::make_unique<UdpSession>(*this, id, key)).first;
     TS_LOG_DEBUG("udp id=%llu src=%s opening", static_cast<unsigned long long>(id),
-                 datagram.source.to_string().c_str());
+                 key.to_string().c_str());
     found->second->start();
   }
-  UdpSession& session = *found->second;
-  if (name != nullptr && session.remember_name(*name, datagram.destination)) {
-    fake_ips_.acquire(datagram.destination.ip);
-    ++counters_.fake_ip_flows;
+  return found->second.get();
+}
+
+void Tunnel::forward_dns(const UdpDatagramView& datagram) {
+  const PacketView query = datagram.payload;
+  if (query.size() < kDnsHeaderSize) return udp_counters_.drop(UdpDrop::malformed);
+  const net::Endpoint resolver = settings_.dns_server.value_or(datagram.destination);
+  const auto their_id = static_cast<std::uint16_t>(query[0] << 8 | query[1]);
+  auto our_id = dns_ids_.add({datagram.source, datagram.destination, their_id, 0}, uv_now(loop_));
+  if (!our_id) return udp_counters_.drop(UdpDrop::queue_full);
+  UdpSession* session = session_for(dns_client_key(resolver));
+  if (session == nullptr) {
+    (void)dns_ids_.take(*our_id, uv_now(loop_));
+    return;
   }
-  if (dns) {
-    ++counters_.dns_forwarded;
-    if (settings_.dns_server) {
-      session.alias(*settings_.dns_server, datagram.destination);
-      return session.send(*settings_.dns_server, datagram.payload);
-    }
+  PacketBytes rewritten(query.begin(), query.end());
+  rewritten[0] = static_cast<std::uint8_t>(*our_id >> 8);
+  rewritten[1] = static_cast<std::uint8_t>(*our_id);
+  ++counters_.dns_forwarded;
+  session->send(resolver, rewritten);
+}
+
+// A reply on the shared DNS association goes back to the socket that asked, from the
+// address it asked, with its own ID.
+void Tunnel::deliver_dns_reply(PacketView reply) {
+  if (reply.size() < kDnsHeaderSize) return udp_counters_.drop(UdpDrop::bad_reply);
+  const auto our_id = static_cast<std::uint16_t>(reply[0] << 8 | reply[1]);
+  auto query = dns_ids_.take(our_id, uv_now(loop_));
+  if (!query) {
+    ++counters_.dns_unmatched;
+    return udp_counters_.drop(UdpDrop::bad_reply);
   }
-  session.send(datagram.destination, datagram.payload, name);
+  PacketBytes restored(reply.begin(), reply.end());
+  restored[0] = static_cast<std::uint8_t>(query->id >> 8);
+  restored[1] = static_cast<std::uint8_t>(query->id);
+  write_udp(query->asked, query->app, restored);
 }
 
 void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
                        PacketView payload) {
+  if (destination == dns_client_key(destination)) return deliver_dns_reply(payload);
   const auto packets = build_udp_packets(source, destination, payload,
                                          static_cast<std::size_t>(settings_.mtu), next_ip_id_++);
   if (packets.empty()) return udp_counters_.drop(UdpDrop::bad_reply);
@@ -515,6 +559,7 @@ std::string Tunnel::counters_json() const {
   json += field("tun_write_errors", counters_.tun_write_errors) + ",";
   json += field("dns_answered", counters_.dns_answered) + ",";
   json += field("dns_forwarded", counters_.dns_forwarded) + ",";
+  json += field("dns_unmatched", counters_.dns_unmatched) + ",";
   json += field("dns_pool_full", counters_.dns_pool_full) + ",";
   json += field("dns_tcp_connections", counters_.dns_tcp_connections) + ",";
   json += field("fake_ip_entries", fake_ips_.size()) + ",";

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "tunnel/dns.h"
+#include "tunnel/dns_id_map.h"
 #include "tunnel/dns_tcp_session.h"
 #include "tunnel/fake_ip_pool.h"
 #include "tunnel/lwip_stack.h"
@@ -59,6 +60,7 @@ struct TunnelCounters {
   std::uint64_t tun_read_errors = 0;
   std::uint64_t tun_write_errors = 0;
   std::uint64_t dns_answered = 0;   // fake-ip answers written
+  std::uint64_t dns_unmatched = 0;  // replies to relayed queries with an unknown or late ID
   std::uint64_t dns_forwarded = 0;  // queries relayed upstream (forward, or not A/AAAA)
   std::uint64_t dns_pool_full = 0;
   std::uint64_t dns_tcp_connections = 0;  // DNS over TCP answered here (fake-ip)  // answered
@@ -134,6 +136,11 @@ class Tunnel final : public FlowHost,
   void handle_tcp(const PacketInfo& info, PacketView packet);
   void handle_udp(const PacketInfo& info, PacketView packet);
   void relay_udp(const UdpDatagramView& datagram);
+  // The association of the application socket `key`, opened if needed; nullptr when the
+  // association limit is reached (the drop is counted).
+  UdpSession* session_for(const net::Endpoint& key);
+  void forward_dns(const UdpDatagramView& datagram);
+  void deliver_dns_reply(PacketView reply);
   bool answer_dns(const UdpDatagramView& datagram);
   void handle_dns_tcp(const PacketInfo& info, PacketView packet);
   [[nodiscard]] PacketBytes fake_ip_answer(const DnsQuery& query, PacketView message);
@@ -154,6 +161,7 @@ class Tunnel final : public FlowHost,
   std::vector<const UdpSession*> udp_finished_;
   UdpReassembler reassembler_;
   FakeIpPool fake_ips_;
+  DnsIdMap dns_ids_;  // relayed DNS queries in flight on the shared association
   std::unordered_map<FlowKey, std::unique_ptr<DnsTcpSession>, FlowKeyHash> dns_tcp_;
   std::vector<FlowKey> dns_tcp_finished_;
   UdpCounters udp_counters_;

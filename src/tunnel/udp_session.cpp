@@ -354,17 +354,6 @@ bool UdpSession::remember_name(const std::string& name, const net::Endpoint& fak
   return true;
 }
 
-void UdpSession::alias(const net::Endpoint& real, const net::Endpoint& shown) {
-  for (auto& [known, seen] : aliases_) {
-    if (known == real) {
-      seen = shown;
-      return;
-    }
-  }
-  if (aliases_.size() >= kMaxNamed) aliases_.erase(aliases_.begin());
-  aliases_.emplace_back(real, shown);
-}
-
 void UdpSession::send(const net::Endpoint& destination, PacketView payload,
                       const std::string* name) {
   UdpCounters& counters = host_.udp_counters();
@@ -473,19 +462,6 @@ std::optional<net::Endpoint> UdpSession::reply_from(const socks::Address& addres
     return std::nullopt;
   }
   auto source = reply_source(address, app_.ip.is_v4());
-  if (!source) {
-    // A configured resolver of the other family: only an alias can name it to the app.
-    if (address.type == socks::AddressType::domain) return std::nullopt;
-  } else if (named_.empty() && aliases_.empty()) {
-    return source;
-  }
-  for (const auto& [real, shown] : aliases_) {
-    const bool v4 = address.type == socks::AddressType::ipv4;
-    if (real.port == address.port && real.ip.is_v4() == v4 &&
-        std::equal(real.ip.bytes().begin(), real.ip.bytes().end(), address.ip.begin())) {
-      return shown;
-    }
-  }
   if (!source || named_.empty()) return source;
   // A reply from the address the relay resolved a fake-ip name to: the application sent
   // to the fake address and (with a connected socket) accepts replies only from it. The

@@ -128,11 +128,6 @@ class UdpSession {
   // ends); false when known or when the session already remembers its maximum.
   bool remember_name(const std::string& name, const net::Endpoint& fake);
 
-  // Datagrams the application sent to `shown` go to `real` instead (a configured
-  // resolver): replies from `real` reach the application from `shown`. The latest alias
-  // for a real endpoint wins.
-  void alias(const net::Endpoint& real, const net::Endpoint& shown);
-
   struct Named {
     std::string name;
     net::Endpoint fake;
@@ -201,7 +196,6 @@ class UdpSession {
 
   std::vector<Named> named_;           // fake-ip destinations (bounded)
   std::vector<net::Endpoint> direct_;  // the latest IP destinations (bounded)
-  std::vector<std::pair<net::Endpoint, net::Endpoint>> aliases_;  // real → shown (bounded)
   std::vector<Queued> queue_;
   std::size_t queued_bytes_ = 0;
   std::size_t sends_in_flight_ = 0;

@@ -67,7 +67,9 @@ Options:
                           answers A/AAAA (UDP and TCP) from 198.18.0.0/15 and
                           fc00::/96 and sends flows to those addresses upstream by
                           name, so the proxy resolves them; other UDP queries, and
-                          all of them with forward, go to the resolver asked;
+                          all of them with forward, go to the resolver asked,
+                          every application socket's queries over ONE shared UDP
+                          association (query IDs rewritten and mapped back);
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
   --dns-server ADDR:PORT  send the DNS queries that are relayed (--dns forward, and the

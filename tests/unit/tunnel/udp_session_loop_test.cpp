@@ -273,25 +273,3 @@ TEST_CASE("fake_ip_destination_goes_by_name_and_replies_come_from_the_fake_addre
   session.reset();
   finish(&loop, upstream);
 }
-
-TEST_CASE("alias_brings_replies_back_from_the_address_asked") {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  ScriptedUpstream upstream(&loop, 0);
-  LoopHost host(&loop, upstream.listen_address);
-  auto session = std::make_unique<UdpSession>(host, 1, kApp);
-  session->start();
-  const net::Endpoint asked = *net::Endpoint::parse("10.53.0.53:53");
-  const net::Endpoint configured = *net::Endpoint::parse("[2001:db8::53]:5300");
-  session->alias(configured, asked);
-  session->send(configured, Bytes{9});
-  run_until(
-      &loop, [&] { return !host.replies_.empty(); }, 3000);
-  REQUIRE(host.replies_.size() == 1);
-  CHECK(host.replies_[0].source == asked);  // also across address families
-  session->stop();
-  run_until(
-      &loop, [&] { return host.finished_; }, 3000);
-  session.reset();
-  finish(&loop, upstream);
-}
