@@ -72,7 +72,8 @@ Options:
                           association (query IDs rewritten and mapped back);
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
-  --dns-server ADDR:PORT  send the DNS queries that are relayed (--dns forward, and the
+  --dns-resolver ADDR[:PORT]
+                          send the DNS queries that are relayed (--dns forward, and the
                           ones fake-ip does not answer) to this resolver, through the
                           proxy, instead of the one the application asked
   --answer-ping           answer ICMP echo requests (ping) here: they then say the
@@ -206,11 +207,20 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--max-udp-sessions") {
       options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
       if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
-    } else if (flag == "--dns-server") {
+    } else if (flag == "--dns-resolver") {
       const std::string_view text = value();
+      // ADDR or ADDR:PORT ([v6] or [v6]:PORT); port 53 unless given.
       auto server = net::Endpoint::parse(text);
+      if (!server) {
+        if (auto ip = net::IpAddress::parse(text.starts_with('[') && text.ends_with(']')
+                                                ? text.substr(1, text.size() - 2)
+                                                : text)) {
+          server = net::Endpoint{*ip, 53};
+        }
+      }
       if (!server || server->port == 0) {
-        usage_error("--dns-server wants ADDR:PORT ([v6]:PORT), got '" + std::string(text) + "'");
+        usage_error("--dns-resolver wants ADDR or ADDR:PORT ([v6]:PORT), got '" +
+                    std::string(text) + "'");
       }
       options.settings.dns_server = *server;
     } else if (flag == "--answer-ping") {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# --dns forward --dns-server: every DNS query to port 53, whatever resolver address the
+# --dns forward --dns-resolver: every DNS query to port 53, whatever resolver address the
 # application asked (IPv4 or IPv6), goes through UDP ASSOCIATE to the configured server
 # (here an echo server on port 5300, which sends the query back), and the reply reaches
 # the application from the address it asked. Nothing is answered locally.
@@ -11,7 +11,7 @@ UDP_ECHO="$(dirname "$0")/udp_echo.py"
 DNS_QUERY="$(dirname "$0")/dns_query.py"
 topo_setup
 start_socksd s
-start_tunsocks ts --dns forward --dns-server "$SERVER_IP4:5300"
+start_tunsocks ts --dns forward --dns-resolver "$SERVER_IP4:5300"
 start_bg echo ip netns exec "$server_ns" "$SYSTEM_PYTHON" -u "$UDP_ECHO" serve 5300
 wait_for_log echo '^listening' 10
 sleep 1 # the kernel's own first packets on the new TUN (IPv6 RS, MLD) are not ours
