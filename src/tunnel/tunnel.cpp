@@ -77,6 +77,9 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
       read_buffer_(kReadBuffer) {
   poll_.data = this;
   reaper_.data = this;
+  if (settings_.dns == DnsMode::tcp && settings_.dns_server) {
+    dns_over_tcp_ = std::make_unique<DnsTcpUpstream>(*this, *settings_.dns_server);
+  }
 }
 
 Tunnel::~Tunnel() = default;
@@ -275,6 +278,8 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   if (stopping_) return udp_counters_.drop(UdpDrop::session_closed);
   const bool dns = settings_.dns != DnsMode::off && datagram.destination.port == kDnsPort;
   if (dns && settings_.dns == DnsMode::fake_ip && answer_dns(datagram)) return;
+  // Over TCP, DNS needs nothing but CONNECT: it works through SOCKS4 upstreams too.
+  if (dns && dns_over_tcp_) return forward_dns(datagram);
   if (settings_.flow.handshake.version == SocksVersion::socks4) {
     if (!socks4_udp_warned_) {
       socks4_udp_warned_ = true;
@@ -336,14 +341,22 @@ void Tunnel::forward_dns(const UdpDatagramView& datagram) {
   const auto their_id = static_cast<std::uint16_t>(query[0] << 8 | query[1]);
   auto our_id = dns_ids_.add({datagram.source, datagram.destination, their_id, 0}, uv_now(loop_));
   if (!our_id) return udp_counters_.drop(UdpDrop::queue_full);
+  PacketBytes rewritten(query.begin(), query.end());
+  rewritten[0] = static_cast<std::uint8_t>(*our_id >> 8);
+  rewritten[1] = static_cast<std::uint8_t>(*our_id);
+  if (dns_over_tcp_) {
+    if (!dns_over_tcp_->send(rewritten)) {
+      (void)dns_ids_.take(*our_id, uv_now(loop_));
+      return udp_counters_.drop(UdpDrop::queue_full);
+    }
+    ++counters_.dns_forwarded;
+    return;
+  }
   UdpSession* session = session_for(dns_client_key(resolver));
   if (session == nullptr) {
     (void)dns_ids_.take(*our_id, uv_now(loop_));
     return;
   }
-  PacketBytes rewritten(query.begin(), query.end());
-  rewritten[0] = static_cast<std::uint8_t>(*our_id >> 8);
-  rewritten[1] = static_cast<std::uint8_t>(*our_id);
   ++counters_.dns_forwarded;
   session->send(resolver, rewritten);
 }
@@ -362,6 +375,14 @@ void Tunnel::deliver_dns_reply(PacketView reply) {
   restored[0] = static_cast<std::uint8_t>(query->id >> 8);
   restored[1] = static_cast<std::uint8_t>(query->id);
   write_udp(query->asked, query->app, restored);
+}
+
+void Tunnel::on_dns_tcp_answer(PacketView answer) {
+  deliver_dns_reply(answer);
+}
+
+void Tunnel::on_dns_tcp_closed() {
+  maybe_stopped();
 }
 
 void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
@@ -504,12 +525,13 @@ void Tunnel::stop(std::function<void()> done) {
     session->stop();
   for (auto& [key, session] : dns_tcp_)
     session->stop();
+  if (dns_over_tcp_) dns_over_tcp_->stop();
   maybe_stopped();
 }
 
 void Tunnel::maybe_stopped() {
   if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || !udp_closing_.empty() ||
-      !dns_tcp_.empty() || handles_open_ == 0) {
+      !dns_tcp_.empty() || (dns_over_tcp_ && !dns_over_tcp_->idle()) || handles_open_ == 0) {
     return;
   }
   auto on_closed = [](uv_handle_t* handle) {
@@ -560,6 +582,7 @@ std::string Tunnel::counters_json() const {
   json += field("dns_answered", counters_.dns_answered) + ",";
   json += field("dns_forwarded", counters_.dns_forwarded) + ",";
   json += field("dns_unmatched", counters_.dns_unmatched) + ",";
+  json += field("dns_over_tcp_connections", dns_over_tcp_ ? dns_over_tcp_->connections() : 0) + ",";
   json += field("dns_pool_full", counters_.dns_pool_full) + ",";
   json += field("dns_tcp_connections", counters_.dns_tcp_connections) + ",";
   json += field("fake_ip_entries", fake_ips_.size()) + ",";

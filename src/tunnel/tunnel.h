@@ -18,6 +18,7 @@
 #include "tunnel/dns.h"
 #include "tunnel/dns_id_map.h"
 #include "tunnel/dns_tcp_session.h"
+#include "tunnel/dns_tcp_upstream.h"
 #include "tunnel/fake_ip_pool.h"
 #include "tunnel/lwip_stack.h"
 #include "tunnel/packet.h"
@@ -31,7 +32,7 @@ namespace tunsocks::tunnel {
 // forward: queries go through UDP ASSOCIATE to whichever resolver the application asked,
 // counted; fake_ip: A and AAAA questions are answered here from the fake-ip pool, and
 // flows to pool addresses go upstream by name; other questions are forwarded.
-enum class DnsMode : std::uint8_t { off, forward, fake_ip };
+enum class DnsMode : std::uint8_t { off, forward, fake_ip, tcp };
 
 struct TunnelSettings {
   FlowSettings flow;
@@ -79,6 +80,7 @@ struct EndpointHash {
 class Tunnel final : public FlowHost,
                      public UdpHost,
                      public DnsTcpHost,
+                     public DnsTcpUpstreamHost,
                      public LwipStack::Delegate {
  public:
   Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings);
@@ -124,6 +126,10 @@ class Tunnel final : public FlowHost,
   PacketBytes answer_dns_message(PacketView message) override;
   void dns_tcp_finished(DnsTcpSession& session) override;
 
+  // DnsTcpUpstreamHost (loop and flow_settings shared with FlowHost)
+  void on_dns_tcp_answer(PacketView answer) override;
+  void on_dns_tcp_closed() override;
+
   // LwipStack::Delegate
   void on_lwip_output(PacketView packet) override;
   bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) override;
@@ -161,7 +167,9 @@ class Tunnel final : public FlowHost,
   std::vector<const UdpSession*> udp_finished_;
   UdpReassembler reassembler_;
   FakeIpPool fake_ips_;
-  DnsIdMap dns_ids_;  // relayed DNS queries in flight on the shared association
+  DnsIdMap dns_ids_;
+  std::unique_ptr<DnsTcpUpstream> dns_over_tcp_;  // --dns tcp: every relayed query  // relayed DNS
+                                                  // queries in flight on the shared association
   std::unordered_map<FlowKey, std::unique_ptr<DnsTcpSession>, FlowKeyHash> dns_tcp_;
   std::vector<FlowKey> dns_tcp_finished_;
   UdpCounters udp_counters_;

@@ -70,6 +70,8 @@ Options:
                           all of them with forward, go to the resolver asked,
                           every application socket's queries over ONE shared UDP
                           association (query IDs rewritten and mapped back);
+                          tcp sends them all as DNS over TCP through one CONNECT
+                          to --dns-resolver (for upstreams without UDP, SOCKS4 too);
                           off treats port 53 as any UDP. socks4:// cannot carry names:
                           fake-ip then falls back to off
   --dns-resolver ADDR[:PORT]
@@ -231,10 +233,12 @@ Options parse_options(int argc, char** argv) {
         options.settings.dns = tunnel::DnsMode::fake_ip;
       } else if (text == "forward") {
         options.settings.dns = tunnel::DnsMode::forward;
+      } else if (text == "tcp") {
+        options.settings.dns = tunnel::DnsMode::tcp;
       } else if (text == "off") {
         options.settings.dns = tunnel::DnsMode::off;
       } else {
-        usage_error("--dns wants fake-ip, forward or off, got '" + std::string(text) + "'");
+        usage_error("--dns wants fake-ip, forward, tcp or off, got '" + std::string(text) + "'");
       }
     } else if (flag == "--log-level") {
       const std::string_view text = value();
@@ -248,6 +252,9 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (options.upstream.empty()) usage_error("--upstream URL is required");
+  if (options.settings.dns == tunnel::DnsMode::tcp && !options.settings.dns_server) {
+    usage_error("--dns tcp needs --dns-resolver ADDR[:PORT]: the resolver to CONNECT to");
+  }
   return options;
 }
 
