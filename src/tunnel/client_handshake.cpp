@@ -19,6 +19,16 @@ std::string parse_error_text(const socks::Error& error) {
 
 }  // namespace
 
+socks::Address socks_address(const net::Endpoint& endpoint) {
+  const auto bytes = endpoint.ip.bytes();
+  if (endpoint.ip.is_v4()) {
+    return socks::Address::ipv4({bytes[0], bytes[1], bytes[2], bytes[3]}, endpoint.port);
+  }
+  std::array<std::uint8_t, 16> ipv6{};
+  std::copy(bytes.begin(), bytes.end(), ipv6.begin());
+  return socks::Address::ipv6(ipv6, endpoint.port);
+}
+
 std::string_view describe(HandshakeFailure failure) {
   switch (failure) {
     case HandshakeFailure::protocol_error:

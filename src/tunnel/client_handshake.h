@@ -12,11 +12,15 @@
 #include <string>
 #include <string_view>
 
+#include "net/endpoint.h"
 #include "socks/codec.h"
 
 namespace tunsocks::tunnel {
 
 enum class SocksVersion : std::uint8_t { socks4, socks5 };
+
+// An IP endpoint in the form SOCKS requests carry it (ATYP 1 or 4).
+[[nodiscard]] socks::Address socks_address(const net::Endpoint& endpoint);
 
 struct Credentials {
   std::string user;

@@ -45,16 +45,6 @@ void on_close(uv_handle_t* handle) {
   owner_of(handle->data)->on_handle_closed();
 }
 
-socks::Address address_of(const net::Endpoint& endpoint) {
-  const auto bytes = endpoint.ip.bytes();
-  if (endpoint.ip.is_v4()) {
-    return socks::Address::ipv4({bytes[0], bytes[1], bytes[2], bytes[3]}, endpoint.port);
-  }
-  std::array<std::uint8_t, 16> ip{};
-  std::copy(bytes.begin(), bytes.end(), ip.begin());
-  return socks::Address::ipv6(ip, endpoint.port);
-}
-
 }  // namespace
 
 DnsTcpUpstream::DnsTcpUpstream(DnsTcpUpstreamHost& host, net::Endpoint resolver)
@@ -106,7 +96,7 @@ void DnsTcpUpstream::on_connected(int status) {
   if (status < 0) return close(uv_err_name(status));
   state_ = State::handshaking;
   handshake_.emplace(host_.flow_settings().handshake, socks::Command::connect,
-                     address_of(resolver_));
+                     socks_address(resolver_));
   uv_read_start(reinterpret_cast<uv_stream_t*>(&upstream_), tunnel::on_alloc_buffer,
                 tunnel::on_read);
   write(handshake_->take_output());

@@ -100,16 +100,6 @@ void detach_callbacks(tcp_pcb* pcb) {
   tcp_err(pcb, nullptr);
 }
 
-socks::Address destination_of(const net::Endpoint& endpoint) {
-  const auto bytes = endpoint.ip.bytes();
-  if (endpoint.ip.is_v4()) {
-    return socks::Address::ipv4({bytes[0], bytes[1], bytes[2], bytes[3]}, endpoint.port);
-  }
-  std::array<std::uint8_t, 16> ipv6{};
-  std::copy(bytes.begin(), bytes.end(), ipv6.begin());
-  return socks::Address::ipv6(ipv6, endpoint.port);
-}
-
 // What the application should see when the upstream answers a CONNECT with `reply`.
 Refusal refusal_for_socks5(std::uint8_t reply) {
   switch (static_cast<socks::Socks5Reply>(reply)) {
@@ -185,7 +175,7 @@ TcpFlow::TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, Packet
       syn_packet_(syn_packet.begin(), syn_packet.begin() + syn.total_length),
       handshake_(host.flow_settings().handshake, socks::Command::connect,
                  name ? socks::Address::name(std::move(*name), syn.flow.destination.port)
-                      : destination_of(syn.flow.destination)) {
+                      : socks_address(syn.flow.destination)) {
   upstream_.data = this;
   timer_.data = this;
   connect_request_.data = this;

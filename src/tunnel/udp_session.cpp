@@ -70,16 +70,6 @@ void on_close(uv_handle_t* handle) {
   session_of(handle->data)->on_handle_closed();
 }
 
-socks::Address socks_address(const net::Endpoint& endpoint) {
-  const auto bytes = endpoint.ip.bytes();
-  if (endpoint.ip.is_v4()) {
-    return socks::Address::ipv4({bytes[0], bytes[1], bytes[2], bytes[3]}, endpoint.port);
-  }
-  std::array<std::uint8_t, 16> ipv6{};
-  std::copy(bytes.begin(), bytes.end(), ipv6.begin());
-  return socks::Address::ipv6(ipv6, endpoint.port);
-}
-
 constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
 
 // The reply's source as the application's socket can receive it. An IPv4 socket gets
