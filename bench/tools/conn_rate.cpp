@@ -15,10 +15,9 @@
 //
 // Exit status: 0 when the measurement ran (errors are reported in the JSON), 2 for bad usage.
 
-#include <sys/epoll.h>
-
 #include <atomic>
 #include <mutex>
+#include <sys/epoll.h>
 #include <thread>
 #include <unordered_map>
 
@@ -40,8 +39,9 @@ std::string make_response(std::size_t size) {
   // Headers first; the body fills the rest so the whole response is `size` bytes.
   std::string response;
   for (std::size_t body = 0;; ++body) {
-    response = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-               std::to_string(body) + "\r\n\r\n";
+    response =
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body) +
+        "\r\n\r\n";
     if (response.size() + body >= size) {
       response.append(body, 'x');
       return response;
@@ -77,8 +77,8 @@ std::string make_request(std::size_t size) {
   // true when the response is fully written (then the connection is closed).
   auto flush = [&](int fd, ServerConnection& connection) {
     while (!connection.pending.empty()) {
-      const ssize_t n = ::send(fd, connection.pending.data(), connection.pending.size(),
-                               MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(fd, connection.pending.data(), connection.pending.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
         epoll_event change{};
@@ -95,22 +95,12 @@ std::string make_request(std::size_t size) {
   };
 
   for (;;) {
-    const int ready = ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), -1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) die("epoll_wait");
+    const int ready = wait_events(epoll, events, -1);
     for (int i = 0; i < ready; ++i) {
       const int fd = events[i].data.fd;
       if (fd == listener) {
-        for (;;) {
-          const int client = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (client < 0) break;
-          set_nodelay(client);
-          connections.emplace(client, ServerConnection{});
-          epoll_event added{};
-          added.events = EPOLLIN;
-          added.data.fd = client;
-          ::epoll_ctl(epoll, EPOLL_CTL_ADD, client, &added);
-        }
+        accept_pending(epoll, listener,
+                       [&](int client) { connections.emplace(client, ServerConnection{}); });
         continue;
       }
       auto found = connections.find(fd);

@@ -21,7 +21,6 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
-
 #include <unordered_map>
 
 #include "tcp_tool.h"
@@ -41,24 +40,13 @@ using namespace tcp_tool;
   std::vector<epoll_event> events(1024);
   char buffer[512];
   for (;;) {
-    const int ready = ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), -1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) die("epoll_wait");
+    const int ready = wait_events(epoll, events, -1);
     for (int i = 0; i < ready; ++i) {
       const int fd = events[i].data.fd;
       if (fd == listener) {
-        for (;;) {
-          const int client = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (client < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-              std::fprintf(stderr, "hold_flows: accept: %s\n", std::strerror(errno));
-            }
-            break;
-          }
-          epoll_event added{};
-          added.events = EPOLLIN;
-          added.data.fd = client;
-          ::epoll_ctl(epoll, EPOLL_CTL_ADD, client, &added);
+        const int stopped = accept_pending(epoll, listener, [](int) {});
+        if (stopped == EMFILE || stopped == ENFILE) {
+          std::fprintf(stderr, "hold_flows: accept: %s\n", std::strerror(stopped));
         }
         continue;
       }
@@ -126,9 +114,7 @@ int client(const Endpoint& target, long count, long parallel, long timeout_s, bo
       added.data.fd = fd;
       ::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &added);
     }
-    const int ready = ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), 100);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) die("epoll_wait");
+    const int ready = wait_events(epoll, events, 100);
     for (int i = 0; i < ready; ++i) {
       const int fd = events[i].data.fd;
       auto found = in_setup.find(fd);
@@ -178,9 +164,10 @@ int client(const Endpoint& target, long count, long parallel, long timeout_s, bo
     kinds += "\"" + kind + "\":" + std::to_string(n);
   }
   kinds += "}";
-  std::printf("{\"requested\":%ld,\"held\":%zu,\"failed\":%ld,\"seconds\":%.3f,"
-              "\"errors_by_kind\":%s}\n",
-              count, held.size(), failed, seconds_since(start), kinds.c_str());
+  std::printf(
+      "{\"requested\":%ld,\"held\":%zu,\"failed\":%ld,\"seconds\":%.3f,"
+      "\"errors_by_kind\":%s}\n",
+      count, held.size(), failed, seconds_since(start), kinds.c_str());
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -217,8 +204,7 @@ int main(int argc, char** argv) {
     }
     const std::string close = options.text("--close", "fin");
     if (close != "fin" && close != "reset") usage("--close is fin or reset");
-    return client(options.endpoint("--connect"), count,
-                  options.number("--parallel", 256, 1, 65535),
+    return client(options.endpoint("--connect"), count, options.number("--parallel", 256, 1, 65535),
                   options.number("--timeout", 120, 1, 3600), close == "reset");
   }
   usage("the mode is server or client");

@@ -15,9 +15,8 @@
 //
 // Exit status: 0 when the measurement ran, 1 when the connection failed, 2 for bad usage.
 
-#include <sys/epoll.h>
-
 #include <numeric>
+#include <sys/epoll.h>
 #include <unordered_map>
 
 #include "tcp_tool.h"
@@ -50,8 +49,8 @@ struct EchoConnection {
   // Writes what is pending; waits for EPOLLOUT (and stops reading) while the peer is slow.
   auto flush = [&](int fd, EchoConnection& connection) {
     while (!connection.pending.empty()) {
-      const ssize_t n = ::send(fd, connection.pending.data(), connection.pending.size(),
-                               MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(fd, connection.pending.data(), connection.pending.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) break;
       if (n <= 0) return false;
@@ -65,22 +64,12 @@ struct EchoConnection {
   };
 
   for (;;) {
-    const int ready = ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), -1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) die("epoll_wait");
+    const int ready = wait_events(epoll, events, -1);
     for (int i = 0; i < ready; ++i) {
       const int fd = events[i].data.fd;
       if (fd == listener) {
-        for (;;) {
-          const int client = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (client < 0) break;
-          set_nodelay(client);
-          connections.emplace(client, EchoConnection{});
-          epoll_event added{};
-          added.events = EPOLLIN;
-          added.data.fd = client;
-          ::epoll_ctl(epoll, EPOLL_CTL_ADD, client, &added);
-        }
+        accept_pending(epoll, listener,
+                       [&](int client) { connections.emplace(client, EchoConnection{}); });
         continue;
       }
       auto found = connections.find(fd);
@@ -175,8 +164,8 @@ int client(const Endpoint& target, const std::optional<Endpoint>& proxy, std::si
   ::close(fd);
 
   std::sort(samples.begin(), samples.end());
-  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) /
-                      static_cast<double>(samples.size());
+  const double mean =
+      std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   std::printf(
       "{\"size\":%zu,\"count\":%ld,\"connect_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
       "\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}\n",

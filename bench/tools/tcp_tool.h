@@ -3,15 +3,8 @@
 // so each tool still builds with one g++ call (bench/tunsocks/run).
 #pragma once
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -19,10 +12,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 namespace tcp_tool {
@@ -127,8 +127,7 @@ class Options {
     char* end = nullptr;
     const long value = std::strtol(found->second.c_str(), &end, 10);
     if (found->second.empty() || *end != '\0' || value < low || value > high) {
-      usage((name + " wants a whole number in " + std::to_string(low) + ".." +
-             std::to_string(high))
+      usage((name + " wants a whole number in " + std::to_string(low) + ".." + std::to_string(high))
                 .c_str());
     }
     return value;
@@ -163,6 +162,33 @@ inline void set_nonblocking(int fd) {
 inline void set_nodelay(int fd) {
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// Waits for events on `epoll` (retrying EINTR); returns how many are in `events`.
+inline int wait_events(int epoll, std::vector<epoll_event>& events, int timeout_ms) {
+  for (;;) {
+    const int ready =
+        ::epoll_wait(epoll, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (ready >= 0) return ready;
+    if (errno != EINTR) die("epoll_wait");
+  }
+}
+
+// Accepts every pending connection on `listener`, each non-blocking, without Nagle and
+// watched for input on `epoll`; `on_client(fd)` records it. Returns the errno that ended
+// the batch (EAGAIN normally; EMFILE/ENFILE when out of descriptors).
+template <class OnClient>
+int accept_pending(int epoll, int listener, OnClient on_client) {
+  for (;;) {
+    const int client = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) return errno;
+    set_nodelay(client);
+    on_client(client);
+    epoll_event added{};
+    added.events = EPOLLIN;
+    added.data.fd = client;
+    ::epoll_ctl(epoll, EPOLL_CTL_ADD, client, &added);
+  }
 }
 
 // Close with a reset instead of a FIN: nothing is left in TIME_WAIT.
