@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/error.h"
 #include "net/endpoint.h"
 #include "net/ip.h"
 #include "net/log.h"
@@ -74,15 +75,6 @@ struct SocksdConfig {
   std::vector<User> users;
   std::vector<Rule> rules;
   Limits limits;
-};
-
-struct Error {
-  std::string file;     // as given to the loader
-  std::string path;     // JSON pointer; empty for the document as a whole
-  std::string message;  // what was expected / what went wrong
-
-  // "socksd.json: /rules/2/ports/1: expected ..." (one line).
-  [[nodiscard]] std::string to_string() const;
 };
 
 // `file_name` is only used in error messages.
