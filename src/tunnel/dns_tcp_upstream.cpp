@@ -72,6 +72,7 @@ bool DnsTcpUpstream::send(PacketView query) {
 
 void DnsTcpUpstream::connect() {
   const FlowSettings& settings = host_.flow_settings();
+  upstream_server_ = settings.upstream;
   state_ = State::connecting;
   ++connections_;
   uv_timer_init(host_.loop(), &timer_);
@@ -79,8 +80,8 @@ void DnsTcpUpstream::connect() {
   ++outstanding_;
   connect_request_.data = this;
   bool opened = false;
-  auto connecting =
-      connect_upstream(host_.loop(), upstream_, connect_request_, settings, on_connect, opened);
+  auto connecting = connect_upstream(host_.loop(), upstream_, connect_request_, settings,
+                                     *upstream_server_, on_connect, opened);
   if (opened) {
     upstream_.data = this;
     ++outstanding_;
@@ -95,7 +96,7 @@ void DnsTcpUpstream::on_connected(int status) {
   if (state_ == State::closing) return on_handle_closed_check();
   if (status < 0) return close(uv_err_name(status));
   state_ = State::handshaking;
-  handshake_.emplace(host_.flow_settings().handshake, socks::Command::connect,
+  handshake_.emplace(upstream_server_->handshake, socks::Command::connect,
                      socks_address(resolver_));
   uv_read_start(reinterpret_cast<uv_stream_t*>(&upstream_), tunnel::on_alloc_buffer,
                 tunnel::on_read);

@@ -67,6 +67,7 @@ class DnsTcpUpstream {
 
   DnsTcpUpstreamHost& host_;
   const net::Endpoint resolver_;
+  std::shared_ptr<const Upstream> upstream_server_;  // of the current connection
   State state_ = State::idle;
   bool stopped_ = false;
   uv_tcp_t upstream_{};

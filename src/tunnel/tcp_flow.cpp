@@ -118,9 +118,10 @@ Refusal refusal_for_socks5(std::uint8_t reply) {
 std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& handle,
                                                   uv_connect_t& request,
                                                   const FlowSettings& settings,
+                                                  const Upstream& upstream,
                                                   uv_connect_cb on_connect, bool& opened) {
   opened = false;
-  int status = uv_tcp_init_ex(loop, &handle, settings.upstream_address.ss_family);
+  int status = uv_tcp_init_ex(loop, &handle, upstream.address.ss_family);
   if (status < 0) return std::unexpected(std::string("socket: ") + uv_err_name(status));
   opened = true;
   uv_os_fd_t fd = -1;
@@ -129,8 +130,8 @@ std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& han
     return std::unexpected(std::string("SO_MARK: ") + std::strerror(errno));
   }
   uv_tcp_nodelay(&handle, 1);
-  status = uv_tcp_connect(
-      &request, &handle, reinterpret_cast<const sockaddr*>(&settings.upstream_address), on_connect);
+  status = uv_tcp_connect(&request, &handle, reinterpret_cast<const sockaddr*>(&upstream.address),
+                          on_connect);
   if (status < 0) return std::unexpected(std::string("connect: ") + uv_err_name(status));
   return {};
 }
@@ -161,6 +162,8 @@ std::string_view describe(CloseReason reason) {
       return "out_of_memory";
     case CloseReason::shutdown:
       return "shutdown";
+    case CloseReason::switched:
+      return "switched";
   }
   return "unknown";
 }
@@ -171,9 +174,10 @@ TcpFlow::TcpFlow(FlowHost& host, std::uint64_t id, const PacketInfo& syn, Packet
       id_(id),
       key_(syn.flow),
       by_name_(name.has_value()),
+      upstream_server_(host.flow_settings().upstream),
       syn_info_(syn),
       syn_packet_(syn_packet.begin(), syn_packet.begin() + syn.total_length),
-      handshake_(host.flow_settings().handshake, socks::Command::connect,
+      handshake_(upstream_server_->handshake, socks::Command::connect,
                  name ? socks::Address::name(std::move(*name), syn.flow.destination.port)
                       : socks_address(syn.flow.destination)) {
   upstream_.data = this;
@@ -197,8 +201,8 @@ void TcpFlow::start() {
   uv_timer_init(loop, &timer_);
   ++outstanding_;
   bool opened = false;
-  auto connecting =
-      connect_upstream(loop, upstream_, connect_request_, settings, tunnel::on_connect, opened);
+  auto connecting = connect_upstream(loop, upstream_, connect_request_, settings, *upstream_server_,
+                                     tunnel::on_connect, opened);
   if (opened) ++outstanding_;
   if (!connecting) {
     detail_ = connecting.error();
@@ -297,7 +301,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
         detail_ = handshake_.detail();
         const bool rejected = handshake_.failure() == HandshakeFailure::request_rejected;
         const Refusal refusal =
-            rejected && host_.flow_settings().handshake.version == SocksVersion::socks5
+            rejected && upstream_server_->handshake.version == SocksVersion::socks5
                 ? refusal_for_socks5(handshake_.reply_code().value_or(1))
                 : Refusal::reset;
         return refuse(rejected ? CloseReason::upstream_refused : CloseReason::handshake_failed,
@@ -533,11 +537,11 @@ void TcpFlow::on_timer() {
   }
 }
 
-void TcpFlow::stop() {
+void TcpFlow::stop(CloseReason reason) {
   if (phase_ == Phase::dialing || phase_ == Phase::handshaking) {
-    return refuse(CloseReason::shutdown, Refusal::reset);
+    return refuse(reason, Refusal::reset);
   }
-  close(CloseReason::shutdown, CloseKind::reset);
+  close(reason, CloseKind::reset);
 }
 
 bool TcpFlow::close(CloseReason reason, CloseKind kind, bool in_lwip) {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <optional>
 #include <string>
 #include <sys/socket.h>
@@ -31,10 +32,16 @@ namespace tunsocks::tunnel {
 
 class TcpFlow;
 
-struct FlowSettings {
-  sockaddr_storage upstream_address{};
-  std::string upstream_display;  // for logs: socks5://host:port
+// The SOCKS server that flows go to. Immutable and shared: every flow keeps the one it
+// started with, so a profile switch sends new flows elsewhere and leaves open ones alone.
+struct Upstream {
+  sockaddr_storage address{};
+  std::string display;  // for logs: socks5://host:port, password masked
   HandshakeOptions handshake;
+};
+
+struct FlowSettings {
+  std::shared_ptr<const Upstream> upstream = std::make_shared<const Upstream>();
   std::uint32_t fwmark = 0;                   // SO_MARK on upstream sockets; 0 = none
   std::uint64_t connect_timeout_ms = 10'000;  // TCP connect + SOCKS handshake
   std::uint64_t idle_timeout_ms = 0;          // 0 = never
@@ -74,11 +81,9 @@ class FlowHost {
 // route rules keep it out of the TUN, Nagle off (handshakes are small writes). `handle`
 // must be zeroed. `opened` is set once the handle is initialised; from then on the caller
 // closes it, whatever else fails. The error is a short text for the log.
-[[nodiscard]] std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& handle,
-                                                                uv_connect_t& request,
-                                                                const FlowSettings& settings,
-                                                                uv_connect_cb on_connect,
-                                                                bool& opened);
+[[nodiscard]] std::expected<void, std::string> connect_upstream(
+    uv_loop_t* loop, uv_tcp_t& handle, uv_connect_t& request, const FlowSettings& settings,
+    const Upstream& upstream, uv_connect_cb on_connect, bool& opened);
 
 enum class CloseReason : std::uint8_t {
   none,
@@ -93,6 +98,7 @@ enum class CloseReason : std::uint8_t {
   idle_timeout,
   out_of_memory,  // lwIP could not allocate
   shutdown,       // the tunnel is stopping
+  switched,       // a profile switch asked for open flows to be reset
 };
 [[nodiscard]] std::string_view describe(CloseReason reason);
 
@@ -115,11 +121,12 @@ class TcpFlow {
   // lwIP accepted the application's connection: the flow owns `pcb` from now on.
   // Returns false if the flow cannot take it; the caller then aborts the pcb.
   [[nodiscard]] bool attach(tcp_pcb* pcb);
-  // The tunnel is stopping: reset both sides.
-  void stop();
+  // The tunnel is stopping, or a switch resets open flows: reset both sides.
+  void stop(CloseReason reason = CloseReason::shutdown);
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const FlowKey& key() const { return key_; }
+  [[nodiscard]] const Upstream& upstream() const { return *upstream_server_; }
   [[nodiscard]] bool by_name() const { return by_name_; }
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] CloseReason close_reason() const { return close_reason_; }
@@ -159,6 +166,7 @@ class TcpFlow {
   const std::uint64_t id_;
   const FlowKey key_;
   const bool by_name_;
+  const std::shared_ptr<const Upstream> upstream_server_;
   PacketInfo syn_info_;
   PacketBytes syn_packet_;  // held until the upstream answers; freed after
   ClientHandshake handshake_;

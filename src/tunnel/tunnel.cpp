@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "net/log.h"
 #include "tunnel/dns.h"
 #include "tunnel/icmp_echo.h"
@@ -174,7 +176,7 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
   }
   const std::uint64_t id = next_flow_id_++;
   std::optional<std::string> name;
-  if (settings_.dns == DnsMode::fake_ip && fake_ips_.contains(info.flow.destination.ip)) {
+  if (goes_by_name(info.flow.destination.ip)) {
     const std::string* known = fake_ips_.name_of(info.flow.destination.ip);
     if (known == nullptr) {
       // A pool address no answer of ours handed out (a cached answer from before a restart):
@@ -280,13 +282,13 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   if (dns && settings_.dns == DnsMode::fake_ip && answer_dns(datagram)) return;
   // Over TCP, DNS needs nothing but CONNECT: it works through SOCKS4 upstreams too.
   if (dns && dns_over_tcp_) return forward_dns(datagram);
-  if (settings_.flow.handshake.version == SocksVersion::socks4) {
+  if (settings_.flow.upstream->handshake.version == SocksVersion::socks4) {
     if (!socks4_udp_warned_) {
       socks4_udp_warned_ = true;
       TS_LOG_WARN(
           "udp: upstream %s is SOCKS4, which carries TCP only; UDP datagrams are dropped and "
           "counted (udp_dropped_by_reason.no_udp_upstream)",
-          settings_.flow.upstream_display.c_str());
+          settings_.flow.upstream->display.c_str());
     }
     return udp_counters_.drop(UdpDrop::no_udp_upstream);
   }
@@ -294,7 +296,7 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   // A fake-ip destination goes upstream by its name; one that stands for no name is
   // dropped before it costs an association.
   const std::string* name = nullptr;
-  if (settings_.dns == DnsMode::fake_ip && fake_ips_.contains(datagram.destination.ip)) {
+  if (goes_by_name(datagram.destination.ip)) {
     name = fake_ips_.name_of(datagram.destination.ip);
     if (name == nullptr) {
       ++counters_.fake_ip_unknown;
@@ -382,7 +384,36 @@ void Tunnel::on_dns_tcp_answer(PacketView answer) {
 }
 
 void Tunnel::on_dns_tcp_closed() {
+  // Not here: this runs inside the closing connection's own callback.
+  if (!dns_over_tcp_retired_.empty()) uv_idle_start(&reaper_, on_idle);
   maybe_stopped();
+}
+
+void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
+  if (stopping_) return;
+  next.mtu = settings_.mtu;
+  next.fake_ip_capacity = settings_.fake_ip_capacity;
+  settings_ = std::move(next);
+  // Whatever the old upstream said about UDP does not speak for the new one.
+  udp_refused_until_ms_ = 0;
+  socks4_udp_warned_ = false;
+  if (dns_over_tcp_) {
+    dns_over_tcp_->stop();
+    dns_over_tcp_retired_.push_back(std::move(dns_over_tcp_));
+  }
+  if (settings_.dns == DnsMode::tcp && settings_.dns_server) {
+    dns_over_tcp_ = std::make_unique<DnsTcpUpstream>(*this, *settings_.dns_server);
+  }
+  // The shared DNS associations belong to no application: they follow the profile, and
+  // queries still in flight on them are retried by their resolver libraries.
+  for (auto& [app, session] : udp_sessions_) {
+    if (reset_open || app == dns_client_key(app)) session->stop(UdpEnd::switched);
+  }
+  if (reset_open) {
+    for (auto& [key, flow] : flows_)
+      flow->stop(CloseReason::switched);
+  }
+  uv_idle_start(&reaper_, on_idle);
 }
 
 void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
@@ -410,7 +441,7 @@ void Tunnel::udp_refused(UdpSession& session) {
     TS_LOG_WARN(
         "udp id=%llu: upstream %s refused UDP ASSOCIATE (%s); UDP datagrams are dropped for "
         "%llu s and counted (udp_dropped_by_reason.no_udp_upstream)",
-        static_cast<unsigned long long>(session.id()), settings_.flow.upstream_display.c_str(),
+        static_cast<unsigned long long>(session.id()), session.upstream().display.c_str(),
         session.reply_text().c_str(), static_cast<unsigned long long>(kUdpRefusalMs / 1000));
   }
   udp_refused_until_ms_ = now + kUdpRefusalMs;
@@ -430,7 +461,7 @@ void Tunnel::log_udp_end(const UdpSession& session) const {
       "udp id=%llu src=%s upstream=%s relay=%s reply=%s datagrams_up=%llu datagrams_down=%llu "
       "up=%llu down=%llu ms=%llu end=%s%s%s",
       static_cast<unsigned long long>(session.id()), session.app().to_string().c_str(),
-      settings_.flow.upstream_display.c_str(), session.relay_text().c_str(),
+      session.upstream().display.c_str(), session.relay_text().c_str(),
       net::log_token(session.reply_text()).c_str(),
       static_cast<unsigned long long>(session.datagrams_up()),
       static_cast<unsigned long long>(session.datagrams_down()),
@@ -485,6 +516,7 @@ void Tunnel::on_reap() {
   }
   for (const FlowKey& key : std::exchange(dns_tcp_finished_, {}))
     dns_tcp_.erase(key);
+  std::erase_if(dns_over_tcp_retired_, [](const auto& retired) { return retired->idle(); });
   for (const UdpSession* session : std::exchange(udp_finished_, {})) {
     for (const UdpSession::Named& named : session->named())
       fake_ips_.release(named.fake.ip);
@@ -507,7 +539,7 @@ void Tunnel::log_flow_end(const TcpFlow& flow) const {
       "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu ms=%llu "
       "end=%s%s%s",
       static_cast<unsigned long long>(flow.id()), key.source.to_string().c_str(),
-      key.destination.to_string().c_str(), settings_.flow.upstream_display.c_str(),
+      key.destination.to_string().c_str(), flow.upstream().display.c_str(),
       net::log_token(flow.reply_text()).c_str(), static_cast<unsigned long long>(flow.bytes_up()),
       static_cast<unsigned long long>(flow.bytes_down()), static_cast<unsigned long long>(ms),
       std::string(describe(flow.close_reason())).c_str(), flow.detail().empty() ? "" : " detail=",
@@ -531,7 +563,8 @@ void Tunnel::stop(std::function<void()> done) {
 
 void Tunnel::maybe_stopped() {
   if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || !udp_closing_.empty() ||
-      !dns_tcp_.empty() || (dns_over_tcp_ && !dns_over_tcp_->idle()) || handles_open_ == 0) {
+      !dns_tcp_.empty() || (dns_over_tcp_ && !dns_over_tcp_->idle()) ||
+      !dns_over_tcp_retired_.empty() || handles_open_ == 0) {
     return;
   }
   auto on_closed = [](uv_handle_t* handle) {
@@ -543,6 +576,38 @@ void Tunnel::maybe_stopped() {
   auto* reaper = reinterpret_cast<uv_handle_t*>(&reaper_);
   if (!uv_is_closing(poll)) uv_close(poll, on_closed);
   if (!uv_is_closing(reaper)) uv_close(reaper, on_closed);
+}
+
+bool Tunnel::goes_by_name(const net::IpAddress& destination) const {
+  // After a switch away from fake-ip, addresses handed out earlier still mean their names;
+  // the rest of the pool's range is then an ordinary destination.
+  return fake_ips_.contains(destination) &&
+         (settings_.dns == DnsMode::fake_ip || fake_ips_.name_of(destination) != nullptr);
+}
+
+std::string Tunnel::flows_json() const {
+  const std::uint64_t now = uv_now(loop_);
+  auto list = nlohmann::json::array();
+  for (const auto& [key, flow] : flows_) {
+    list.push_back({{"proto", "tcp"},
+                    {"id", flow->id()},
+                    {"src", key.source.to_string()},
+                    {"dst", key.destination.to_string()},
+                    {"upstream", flow->upstream().display},
+                    {"up", flow->bytes_up()},
+                    {"down", flow->bytes_down()},
+                    {"age_ms", now - flow->started_ms()}});
+  }
+  for (const auto& [app, session] : udp_sessions_) {
+    list.push_back({{"proto", "udp"},
+                    {"id", session->id()},
+                    {"src", app == dns_client_key(app) ? "dns" : app.to_string()},
+                    {"upstream", session->upstream().display},
+                    {"up", session->bytes_up()},
+                    {"down", session->bytes_down()},
+                    {"age_ms", now - session->started_ms()}});
+  }
+  return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string Tunnel::counters_json() const {

@@ -94,8 +94,17 @@ class Tunnel final : public FlowHost,
   // closed (the loop can then end).
   void stop(std::function<void()> done);
 
+  // A profile switch or reload. New flows, associations and relayed DNS queries use
+  // `next` at once; open flows and associations keep the upstream they started with and
+  // finish normally, unless `reset_open` (then they are reset). The fake-ip pool and its
+  // mappings stay (a flow to an address handed out earlier still goes by its name), as do
+  // the MTU and the pool size, which only a restart changes.
+  void reconfigure(TunnelSettings next, bool reset_open);
+
   // Counters as one JSON object (for SIGUSR1 and the control socket).
   [[nodiscard]] std::string counters_json() const;
+  // Open TCP flows and UDP associations as a JSON array: addresses, upstream, bytes, age.
+  [[nodiscard]] std::string flows_json() const;
   [[nodiscard]] const FlowCounters& flow_counts() const { return flow_counters_; }
   [[nodiscard]] const TunnelCounters& counters() const { return counters_; }
   [[nodiscard]] std::size_t flow_count() const { return flows_.size(); }
@@ -150,6 +159,8 @@ class Tunnel final : public FlowHost,
   bool answer_dns(const UdpDatagramView& datagram);
   void handle_dns_tcp(const PacketInfo& info, PacketView packet);
   [[nodiscard]] PacketBytes fake_ip_answer(const DnsQuery& query, PacketView message);
+  // A destination in the fake-ip pool that stands for a name (see goes_by_name in .cpp).
+  [[nodiscard]] bool goes_by_name(const net::IpAddress& destination) const;
   void log_flow_end(const TcpFlow& flow) const;
   void log_udp_end(const UdpSession& session) const;
   void maybe_stopped();
@@ -168,8 +179,11 @@ class Tunnel final : public FlowHost,
   UdpReassembler reassembler_;
   FakeIpPool fake_ips_;
   DnsIdMap dns_ids_;
-  std::unique_ptr<DnsTcpUpstream> dns_over_tcp_;  // --dns tcp: every relayed query  // relayed DNS
-                                                  // queries in flight on the shared association
+  std::unique_ptr<DnsTcpUpstream> dns_over_tcp_;
+  // Connections of earlier profiles, closing; destroyed once idle.
+  std::vector<std::unique_ptr<DnsTcpUpstream>>
+      dns_over_tcp_retired_;  // --dns tcp: every relayed query  // relayed DNS
+                              // queries in flight on the shared association
   std::unordered_map<FlowKey, std::unique_ptr<DnsTcpSession>, FlowKeyHash> dns_tcp_;
   std::vector<FlowKey> dns_tcp_finished_;
   UdpCounters udp_counters_;

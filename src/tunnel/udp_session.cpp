@@ -145,6 +145,8 @@ std::string_view describe(UdpEnd reason) {
       return "relay_error";
     case UdpEnd::shutdown:
       return "shutdown";
+    case UdpEnd::switched:
+      return "switched";
   }
   return "unknown";
 }
@@ -153,9 +155,10 @@ UdpSession::UdpSession(UdpHost& host, std::uint64_t id, const net::Endpoint& app
     : host_(host),
       id_(id),
       app_(app),
+      upstream_server_(host.flow_settings().upstream),
       // DST.ADDR 0.0.0.0:0: the application's address is a TUN address the relay never
       // sees; RFC 1928 lets the client send zeros when it does not know its own.
-      handshake_(host.flow_settings().handshake, socks::Command::udp_associate,
+      handshake_(upstream_server_->handshake, socks::Command::udp_associate,
                  socks::Address::ipv4({0, 0, 0, 0}, 0)) {
   control_.data = this;
   relay_.data = this;
@@ -178,8 +181,8 @@ void UdpSession::start() {
   // The timer first: from here on close() always has a handle to wait for.
   uv_timer_init(loop, &timer_);
   ++outstanding_;
-  auto connecting = connect_upstream(loop, control_, connect_request_, settings, tunnel::on_connect,
-                                     control_open_);
+  auto connecting = connect_upstream(loop, control_, connect_request_, settings, *upstream_server_,
+                                     tunnel::on_connect, control_open_);
   if (control_open_) ++outstanding_;
   if (!connecting) {
     detail_ = connecting.error();
@@ -295,7 +298,7 @@ bool UdpSession::open_relay(std::string& error) {
                                        [](std::uint8_t byte) { return byte == 0; });
   if (unspecified) {
     // 0.0.0.0 / ::: "the address you reached me at" (what many servers answer).
-    relay = settings.upstream_address;
+    relay = upstream_server_->address;
   } else if (v4) {
     auto* in = reinterpret_cast<sockaddr_in*>(&relay);
     in->sin_family = AF_INET;
@@ -482,8 +485,8 @@ void UdpSession::on_timer() {
   }
 }
 
-void UdpSession::stop() {
-  close(UdpEnd::shutdown);
+void UdpSession::stop(UdpEnd reason) {
+  close(reason);
 }
 
 void UdpSession::close(UdpEnd reason) {

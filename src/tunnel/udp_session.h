@@ -103,6 +103,7 @@ enum class UdpEnd : std::uint8_t {
   connect_timeout,
   relay_error,  // the relay socket failed, or the reply named a relay we cannot use
   shutdown,     // the tunnel is stopping
+  switched,     // a profile switch: open associations reset, or the shared DNS one retired
 };
 [[nodiscard]] std::string_view describe(UdpEnd reason);
 
@@ -133,11 +134,12 @@ class UdpSession {
     net::Endpoint fake;
   };
   [[nodiscard]] const std::vector<Named>& named() const { return named_; }
-  // The tunnel is stopping.
-  void stop();
+  // The tunnel is stopping, or a switch ends this association.
+  void stop(UdpEnd reason = UdpEnd::shutdown);
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const net::Endpoint& app() const { return app_; }
+  [[nodiscard]] const Upstream& upstream() const { return *upstream_server_; }
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] UdpEnd end_reason() const { return end_; }
   [[nodiscard]] std::string reply_text() const { return handshake_.reply_text(); }
@@ -179,6 +181,7 @@ class UdpSession {
   UdpHost& host_;
   const std::uint64_t id_;
   const net::Endpoint app_;
+  const std::shared_ptr<const Upstream> upstream_server_;
   ClientHandshake handshake_;
   Phase phase_ = Phase::dialing;
   UdpEnd end_ = UdpEnd::none;

@@ -352,15 +352,17 @@ int main(int argc, char** argv) {
   auto upstream_address = resolve_upstream(*url);
   if (!upstream_address) return 1;
   tunnel::FlowSettings& flow = options.settings.flow;
-  flow.upstream_address = *upstream_address;
-  flow.upstream_display = url->display();
-  flow.handshake.version = url->version;
-  flow.handshake.credentials = url->credentials;
+  auto server = std::make_shared<tunnel::Upstream>();
+  server->address = *upstream_address;
+  server->display = url->display();
+  server->handshake.version = url->version;
+  server->handshake.credentials = url->credentials;
+  flow.upstream = server;
   if (options.settings.dns == tunnel::DnsMode::fake_ip &&
       url->version == tunnel::SocksVersion::socks4 && !url->remote_dns) {
     // A fake address is only worth its name, and SOCKS4 cannot send a name.
     TS_LOG_WARN("--dns fake-ip needs an upstream that takes names; %s does not: DNS is off",
-                flow.upstream_display.c_str());
+                flow.upstream->display.c_str());
     options.settings.dns = tunnel::DnsMode::off;
   }
 
@@ -373,14 +375,14 @@ int main(int argc, char** argv) {
   options.settings.mtu = device->mtu();
   TS_LOG_INFO(
       "tun %s up: mtu %d; upstream %s (%s), fwmark 0x%x", device->name().c_str(), device->mtu(),
-      flow.upstream_display.c_str(),
-      net::format_sockaddr(reinterpret_cast<const sockaddr*>(&flow.upstream_address)).c_str(),
+      flow.upstream->display.c_str(),
+      net::format_sockaddr(reinterpret_cast<const sockaddr*>(&flow.upstream->address)).c_str(),
       flow.fwmark);
 
-  if (const std::string error = probe_upstream(flow.upstream_address, flow.fwmark);
+  if (const std::string error = probe_upstream(flow.upstream->address, flow.fwmark);
       !error.empty()) {
     TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
-                flow.upstream_display.c_str(), error.c_str());
+                flow.upstream->display.c_str(), error.c_str());
   }
 
   App app;

@@ -111,7 +111,9 @@ struct Reply {
 class LoopHost final : public UdpHost {
  public:
   LoopHost(uv_loop_t* loop, const sockaddr_in& upstream) : loop_(loop) {
-    std::memcpy(&flow_.upstream_address, &upstream, sizeof upstream);
+    auto server = std::make_shared<Upstream>();
+    std::memcpy(&server->address, &upstream, sizeof upstream);
+    flow_.upstream = std::move(server);
     udp_.idle_timeout_ms = 200;
     udp_.dns_idle_timeout_ms = 200;
     flow_.connect_timeout_ms = 2000;
