@@ -282,6 +282,7 @@ void Tunnel::relay_udp(const UdpDatagramView& datagram) {
   if (dns && settings_.dns == DnsMode::fake_ip && answer_dns(datagram)) return;
   // Over TCP, DNS needs nothing but CONNECT: it works through SOCKS4 upstreams too.
   if (dns && dns_over_tcp_) return forward_dns(datagram);
+  if (!dns && settings_.udp_blocked) return udp_counters_.drop(UdpDrop::blocked);
   if (settings_.flow.upstream->handshake.version == SocksVersion::socks4) {
     if (!socks4_udp_warned_) {
       socks4_udp_warned_ = true;

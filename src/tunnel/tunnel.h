@@ -39,6 +39,7 @@ struct TunnelSettings {
   UdpSettings udp;
   DnsMode dns = DnsMode::off;
   bool answer_ping = false;
+  bool udp_blocked = false;  // drop (and count) UDP that is not DNS instead of relaying it
   // Where forwarded DNS queries go (any family) instead of the resolver the application
   // asked; replies still come from the address it asked.
   std::optional<net::Endpoint> dns_server;  // ICMP echo answered here (see icmp_echo.h)

@@ -119,6 +119,8 @@ std::string_view describe(UdpDrop reason) {
       return "session_closed";
     case UdpDrop::unknown_fake_ip:
       return "unknown_fake_ip";
+    case UdpDrop::blocked:
+      return "blocked";
     case UdpDrop::count_:
       break;
   }

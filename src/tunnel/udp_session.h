@@ -42,6 +42,7 @@ enum class UdpDrop : std::uint8_t {
   send_failed,      // the relay socket would not take it
   session_closed,   // queued when the association failed or ended
   unknown_fake_ip,  // to a fake-ip pool address that stands for no name
+  blocked,          // the profile says "udp": "block" (DNS is not affected)
   count_,
 };
 [[nodiscard]] std::string_view describe(UdpDrop reason);

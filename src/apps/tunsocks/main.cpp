@@ -1,265 +1,39 @@
 // tunsocks: route everything that enters a TUN device through a SOCKS proxy.
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <expected>
+#include <memory>
 #include <netdb.h>
-#include <optional>
 #include <poll.h>
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <vector>
 
+#include <nlohmann/json.hpp>
 #include <uv.h>
 
+#include "control_server.h"
+#include "ctl.h"
 #include "net/endpoint.h"
-#include "net/ip.h"
 #include "net/log.h"
+#include "options.h"
 #include "platform/linux/tun_device.h"
+#include "routes.h"
 #include "tunnel/tunnel.h"
-#include "tunnel/upstream_url.h"
 
 namespace {
 
 using namespace tunsocks;
+using nlohmann::json;
 
-constexpr const char* kVersion = TUNSOCKS_VERSION;
-
-constexpr const char* kHelp = R"(Usage: tunsocks --upstream URL [options]
-
-Routes every TCP connection and UDP datagram that enters a TUN device through a SOCKS
-proxy. Each connection becomes a SOCKS CONNECT; the application's SYN is answered only
-once the proxy has said yes, so a refused destination looks refused, not
-accepted-then-closed. Each application UDP socket becomes one SOCKS5 UDP ASSOCIATE,
-whatever the number of destinations it talks to (SOCKS4/4a upstreams carry no UDP:
-datagrams are then dropped and counted).
-
-Options:
-  --upstream URL          the SOCKS server: socks5://[user:pass@]host:port, socks5h://...,
-                          socks4://[user@]host:port, socks4a://... (required)
-  --tun NAME              TUN device to create or attach to (default: tun0)
-  --attach                use an existing, already configured device as it is
-  --netns NAME            create the TUN inside network namespace NAME (or a path to
-                          one) while tunsocks and its upstream sockets stay here: routes
-                          in NAME send its traffic through the proxy, and the upstream
-                          can never be routed back into the TUN
-  --mtu N                 TUN MTU, 576..65535 (default: 65535; the TUN is local, and
-                          large packets cut per-packet work; see README)
-  --address CIDR          IPv4 address of the TUN (default: 172.19.0.1/30)
-  --address6 CIDR         IPv6 address of the TUN (default: fdfe:dcba:9876::1/126;
-                          "none" for no IPv6 address)
-  --fwmark N              SO_MARK on upstream sockets, so route rules can keep them out
-                          of the TUN (default: 0x2d0, 720; 0 disables)
-  --connect-timeout SEC   upstream connect + SOCKS handshake limit (default: 10)
-  --idle-timeout SEC      close flows idle this long; 0 = never (default: 3600)
-  --max-flows N           refuse new connections beyond N open flows; 0 = no limit
-                          but memory and file descriptors (default: 0)
-  --udp-timeout SEC       end UDP associations idle this long (default: 60; those
-                          that only talked to port 53 end after at most 10)
-  --max-udp-sessions N    at most N UDP associations; datagrams of new application
-                          sockets beyond that are dropped and counted (default: 1024)
-  --dns MODE              DNS queries (port 53) entering the TUN: fake-ip (default)
-                          answers A/AAAA (UDP and TCP) from 198.18.0.0/15 and
-                          fc00::/96 and sends flows to those addresses upstream by
-                          name, so the proxy resolves them; other UDP queries, and
-                          all of them with forward, go to the resolver asked,
-                          every application socket's queries over ONE shared UDP
-                          association (query IDs rewritten and mapped back);
-                          tcp sends them all as DNS over TCP through one CONNECT
-                          to --dns-resolver (for upstreams without UDP, SOCKS4 too);
-                          off treats port 53 as any UDP. socks4:// cannot carry names:
-                          fake-ip then falls back to off
-  --dns-resolver ADDR[:PORT]
-                          send the DNS queries that are relayed (--dns forward, and the
-                          ones fake-ip does not answer) to this resolver, through the
-                          proxy, instead of the one the application asked
-  --answer-ping           answer ICMP echo requests (ping) here: they then say the
-                          tunnel is up, not that the destination is (default: off;
-                          pings are dropped, SOCKS cannot carry them)
-  --log-level LEVEL       error, warn, info (default), debug
-  --help, --version
-
-tunsocks does not change routes by itself yet: point routes at the TUN, and keep the
-upstream's address (or packets with the fwmark) out of it, e.g.
-  ip route add default dev tun0 table 100
-  ip rule add not fwmark 0x2d0 table 100
-
-Logs: one line per flow when it ends (source, destination, upstream reply, bytes each
-way, duration, how it ended), and one per UDP association (`udp id=...`).
-Signals: SIGUSR1 logs the counters as JSON; SIGINT/SIGTERM reset open flows, remove the
-device (unless --attach) and exit 0.
-)";
-
-struct Options {
-  std::string upstream;
-  platform::TunConfig tun;
-  tunnel::TunnelSettings settings;
-  net::LogLevel log_level = net::LogLevel::info;
-};
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "tunsocks: %s (see tunsocks --help)\n", message.c_str());
-  std::exit(2);
-}
-
-double parse_seconds(std::string_view flag, std::string_view text) {
-  double value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < 0 || !std::isfinite(value)) {
-    usage_error(std::string(flag) + " wants a number of seconds, got '" + std::string(text) + "'");
-  }
-  return value;
-}
-
-std::uint64_t parse_unsigned(std::string_view flag, std::string_view text, std::uint64_t max) {
-  std::uint64_t value = 0;
-  int base = 10;
-  if (text.starts_with("0x")) {
-    base = 16;
-    text.remove_prefix(2);
-  }
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > max) {
-    usage_error(std::string(flag) + " wants a number up to " + std::to_string(max) + ", got '" +
-                std::string(text) + "'");
-  }
-  return value;
-}
-
-platform::TunAddress tun_address(std::string_view flag, std::string_view text, bool v6) {
-  // The interface address is a host inside its prefix, so host bits are expected here.
-  const auto slash = text.find('/');
-  auto ip = net::IpAddress::parse(text.substr(0, slash));
-  const std::size_t max = v6 ? 128 : 32;
-  std::uint64_t prefix = max;
-  if (slash != std::string_view::npos) prefix = parse_unsigned(flag, text.substr(slash + 1), max);
-  if (!ip || ip->is_v6() != v6) {
-    usage_error(std::string(flag) + " wants an " + (v6 ? "IPv6" : "IPv4") +
-                " address with a prefix length, got '" + std::string(text) + "'");
-  }
-  platform::TunAddress address;
-  address.family = v6 ? AF_INET6 : AF_INET;
-  std::memcpy(address.bytes, ip->bytes().data(), ip->bytes().size());
-  address.prefix_length = static_cast<int>(prefix);
-  return address;
-}
-
-Options parse_options(int argc, char** argv) {
-  Options options;
-  options.tun.mtu = 65535;
-  options.tun.ipv4 = tun_address("--address", "172.19.0.1/30", false);
-  options.tun.ipv6 = tun_address("--address6", "fdfe:dcba:9876::1/126", true);
-  options.settings.flow.fwmark = 0x2d0;
-  options.settings.flow.idle_timeout_ms = 3600 * 1000;
-  options.settings.dns = tunnel::DnsMode::fake_ip;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    auto value = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(flag) + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(kHelp, stdout);
-      std::exit(0);
-    } else if (flag == "--version") {
-      std::printf("tunsocks %s\n", kVersion);
-      std::exit(0);
-    } else if (flag == "--upstream") {
-      options.upstream = value();
-    } else if (flag == "--tun") {
-      options.tun.name = value();
-    } else if (flag == "--netns") {
-      options.tun.netns = value();
-    } else if (flag == "--attach") {
-      options.tun.attach_only = true;
-    } else if (flag == "--mtu") {
-      options.tun.mtu = static_cast<int>(parse_unsigned(flag, value(), 65535));
-      if (options.tun.mtu < 576) usage_error("--mtu must be at least 576");
-    } else if (flag == "--address") {
-      options.tun.ipv4 = tun_address(flag, value(), false);
-    } else if (flag == "--address6") {
-      const std::string_view text = value();
-      if (text == "none") {
-        options.tun.ipv6.reset();
-      } else {
-        options.tun.ipv6 = tun_address(flag, text, true);
-      }
-    } else if (flag == "--fwmark") {
-      options.settings.flow.fwmark =
-          static_cast<std::uint32_t>(parse_unsigned(flag, value(), 0xFFFFFFFF));
-    } else if (flag == "--connect-timeout") {
-      options.settings.flow.connect_timeout_ms =
-          static_cast<std::uint64_t>(std::llround(parse_seconds(flag, value()) * 1000));
-      if (options.settings.flow.connect_timeout_ms == 0)
-        usage_error("--connect-timeout must be > 0");
-    } else if (flag == "--idle-timeout") {
-      options.settings.flow.idle_timeout_ms =
-          static_cast<std::uint64_t>(std::llround(parse_seconds(flag, value()) * 1000));
-    } else if (flag == "--max-flows") {
-      options.settings.max_flows = parse_unsigned(flag, value(), 100'000'000);
-    } else if (flag == "--udp-timeout") {
-      options.settings.udp.idle_timeout_ms =
-          static_cast<std::uint64_t>(std::llround(parse_seconds(flag, value()) * 1000));
-      if (options.settings.udp.idle_timeout_ms == 0) usage_error("--udp-timeout must be > 0");
-    } else if (flag == "--max-udp-sessions") {
-      options.settings.udp.max_sessions = parse_unsigned(flag, value(), 1'000'000);
-      if (options.settings.udp.max_sessions == 0) usage_error("--max-udp-sessions must be > 0");
-    } else if (flag == "--dns-resolver") {
-      const std::string_view text = value();
-      // ADDR or ADDR:PORT ([v6] or [v6]:PORT); port 53 unless given.
-      auto server = net::Endpoint::parse(text);
-      if (!server) {
-        if (auto ip = net::IpAddress::parse(text.starts_with('[') && text.ends_with(']')
-                                                ? text.substr(1, text.size() - 2)
-                                                : text)) {
-          server = net::Endpoint{*ip, 53};
-        }
-      }
-      if (!server || server->port == 0) {
-        usage_error("--dns-resolver wants ADDR or ADDR:PORT ([v6]:PORT), got '" +
-                    std::string(text) + "'");
-      }
-      options.settings.dns_server = *server;
-    } else if (flag == "--answer-ping") {
-      options.settings.answer_ping = true;
-    } else if (flag == "--dns") {
-      const std::string_view text = value();
-      if (text == "fake-ip") {
-        options.settings.dns = tunnel::DnsMode::fake_ip;
-      } else if (text == "forward") {
-        options.settings.dns = tunnel::DnsMode::forward;
-      } else if (text == "tcp") {
-        options.settings.dns = tunnel::DnsMode::tcp;
-      } else if (text == "off") {
-        options.settings.dns = tunnel::DnsMode::off;
-      } else {
-        usage_error("--dns wants fake-ip, forward, tcp or off, got '" + std::string(text) + "'");
-      }
-    } else if (flag == "--log-level") {
-      const std::string_view text = value();
-      auto level = net::parse_log_level(text);
-      if (!level)
-        usage_error("--log-level wants error, warn, info or debug, got '" + std::string(text) +
-                    "'");
-      options.log_level = *level;
-    } else {
-      usage_error("unknown option '" + std::string(flag) + "'");
-    }
-  }
-  if (options.upstream.empty()) usage_error("--upstream URL is required");
-  if (options.settings.dns == tunnel::DnsMode::tcp && !options.settings.dns_server) {
-    usage_error("--dns tcp needs --dns-resolver ADDR[:PORT]: the resolver to CONNECT to");
-  }
-  return options;
-}
-
-// The upstream's address, resolved once at start (this is before the loop runs).
-std::optional<sockaddr_storage> resolve_upstream(const tunnel::UpstreamUrl& url) {
+// The upstream's address. Resolved when a profile is applied: at start (before any route
+// points into the TUN) and on a switch or reload (blocking for the moment it takes; an IP
+// literal takes none, and is what a profile whose DNS goes through the tunnel should use).
+std::expected<sockaddr_storage, std::string> resolve_upstream(const tunnel::UpstreamUrl& url) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
@@ -267,9 +41,8 @@ std::optional<sockaddr_storage> resolve_upstream(const tunnel::UpstreamUrl& url)
   const std::string port = std::to_string(url.port);
   const int status = ::getaddrinfo(url.host.c_str(), port.c_str(), &hints, &found);
   if (status != 0) {
-    std::fprintf(stderr, "tunsocks: cannot resolve upstream host '%s': %s\n", url.host.c_str(),
-                 ::gai_strerror(status));
-    return std::nullopt;
+    return std::unexpected("cannot resolve upstream host '" + url.host +
+                           "': " + ::gai_strerror(status));
   }
   sockaddr_storage address{};
   std::memcpy(&address, found->ai_addr, found->ai_addrlen);
@@ -311,31 +84,341 @@ std::string probe_upstream(const sockaddr_storage& address, std::uint32_t fwmark
   return error;
 }
 
-struct App {
-  uv_loop_t* loop = nullptr;
-  tunnel::Tunnel* tunnel = nullptr;
-  uv_signal_t sigint{}, sigterm{}, sigusr1{};
-  bool stopping = false;
+platform::TunAddress tun_address(const config::InterfaceAddress& address) {
+  platform::TunAddress out;
+  out.family = address.ip.is_v6() ? AF_INET6 : AF_INET;
+  std::memcpy(out.bytes, address.ip.bytes().data(), address.ip.bytes().size());
+  out.prefix_length = address.prefix_length;
+  return out;
+}
+
+std::uint64_t milliseconds(double seconds) {
+  return static_cast<std::uint64_t>(seconds * 1000 + 0.5);
+}
+
+// The tunnel's settings for `profile`: the upstream resolved, DNS checked against what the
+// upstream can carry.
+std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
+    const config::GlobalSettings& global, const config::Profile& profile) {
+  auto address = resolve_upstream(profile.upstream);
+  if (!address) return std::unexpected(address.error());
+  tunnel::TunnelSettings settings;
+  auto server = std::make_shared<tunnel::Upstream>();
+  server->address = *address;
+  server->display = profile.upstream.display();
+  server->handshake.version = profile.upstream.version;
+  server->handshake.credentials = profile.upstream.credentials;
+  settings.flow.upstream = server;
+  settings.flow.fwmark = global.fwmark;
+  settings.flow.connect_timeout_ms = milliseconds(profile.connect_timeout_s);
+  settings.flow.idle_timeout_ms = milliseconds(profile.idle_timeout_s);
+  settings.udp.idle_timeout_ms = milliseconds(profile.udp_timeout_s);
+  settings.udp.max_sessions = profile.max_udp_sessions;
+  settings.max_flows = profile.max_flows;
+  settings.dns = profile.dns;
+  settings.dns_server = profile.dns_resolver;
+  settings.answer_ping = profile.answer_ping;
+  settings.udp_blocked = profile.udp == config::UdpPolicy::block;
+  settings.mtu = global.mtu;
+  if (settings.dns == tunnel::DnsMode::fake_ip &&
+      profile.upstream.version == tunnel::SocksVersion::socks4 && !profile.upstream.remote_dns) {
+    // A fake address is only worth its name, and SOCKS4 cannot send a name.
+    TS_LOG_WARN(
+        "profile %s: dns fake-ip needs an upstream that takes names; %s does not: DNS is off",
+        profile.name.c_str(), server->display.c_str());
+    settings.dns = tunnel::DnsMode::off;
+  }
+  return settings;
+}
+
+// The running tunsocks: the device, the tunnel, the control socket, the routes, the
+// signals, and the profile in force. One teardown path: stop() → tunnel → control socket
+// → routes down → signals; the loop then ends.
+class Service {
+ public:
+  Service(uv_loop_t* loop, app::Launch launch, platform::TunDevice& device,
+          tunnel::TunnelSettings settings)
+      : loop_(loop),
+        launch_(std::move(launch)),
+        device_(device),
+        tunnel_(loop, device.fd(), std::move(settings)),
+        routes_(loop, launch_.config) {}
+
+  int start() {
+    if (int status = tunnel_.start(); status < 0) {
+      std::fprintf(stderr, "tunsocks: cannot watch the TUN device: %s\n", uv_strerror(status));
+      return 1;
+    }
+    started_ms_ = uv_now(loop_);
+    watch(sigint_, SIGINT);
+    watch(sigterm_, SIGTERM);
+    watch(sighup_, SIGHUP);
+    watch(sigusr1_, SIGUSR1);
+    if (launch_.control) {
+      const std::string path = launch_.config.control_socket_path();
+      auto server =
+          app::ControlServer::start(loop_, path, launch_.config.global.control_mode,
+                                    [this](const json& request) { return handle(request); });
+      if (!server) {
+        TS_LOG_ERROR("%s", server.error().c_str());
+        stop(1);
+        return 0;
+      }
+      control_ = std::move(*server);
+      TS_LOG_INFO("control socket %s (mode 0%o)", path.c_str(), launch_.config.global.control_mode);
+    }
+    if (auto_routes()) {
+      routes_.up(profile(), [this](bool ok) {
+        if (!ok) {
+          TS_LOG_ERROR("routes: could not be installed; stopping (nothing of them is left)");
+          return stop(1);
+        }
+        routes_up_ = true;
+      });
+    }
+    return 0;
+  }
+
+  void stop(int exit_code) {
+    if (stopping_) return;
+    stopping_ = true;
+    exit_code_ = exit_code;
+    TS_LOG_INFO("stopping: closing %zu flows", tunnel_.flow_count());
+    tunnel_.stop([this] {
+      auto after_control = [this] {
+        if (!auto_routes()) return close_signals();
+        // Also when `up` failed or is still running: its state file says what to undo.
+        routes_.down([this](bool ok) {
+          if (!ok) {
+            TS_LOG_ERROR("routes: down failed; see tunsocks-routes status");
+            exit_code_ = 1;
+          }
+          close_signals();
+        });
+      };
+      if (control_) return control_->close(after_control);
+      after_control();
+    });
+  }
+
+  [[nodiscard]] int exit_code() const { return exit_code_; }
+  [[nodiscard]] const tunnel::Tunnel& tunnel() const { return tunnel_; }
+
+  void on_signal(int signum) {
+    switch (signum) {
+      case SIGINT:
+      case SIGTERM:
+        TS_LOG_INFO("%s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        return stop(0);
+      case SIGHUP: {
+        const json reply = reload();
+        if (reply.value("ok", false)) return;
+        return;  // reload() logged why
+      }
+      case SIGUSR1:
+        TS_LOG_INFO("counters %s", tunnel_.counters_json().c_str());
+        return;
+    }
+  }
+
+ private:
+  [[nodiscard]] bool auto_routes() const {
+    return launch_.config.global.routes == config::RoutesMode::automatic;
+  }
+  [[nodiscard]] const config::Profile& profile() const {
+    return *launch_.config.find(launch_.profile);
+  }
+
+  void watch(uv_signal_t& signal, int signum) {
+    uv_signal_init(loop_, &signal);
+    signal.data = this;
+    uv_signal_start(
+        &signal,
+        [](uv_signal_t* handle, int number) {
+          static_cast<Service*>(handle->data)->on_signal(number);
+        },
+        signum);
+  }
+
+  void close_signals() {
+    for (uv_signal_t* signal : {&sigint_, &sigterm_, &sighup_, &sigusr1_}) {
+      uv_close(reinterpret_cast<uv_handle_t*>(signal), nullptr);
+    }
+  }
+
+  json handle(const json& request) {
+    const std::string command = request["cmd"];
+    if (command == "status") return status();
+    if (command == "flows") {
+      return {{"ok", true}, {"flows", json::parse(tunnel_.flows_json())}};
+    }
+    if (command == "switch") {
+      if (!request.contains("profile") || !request["profile"].is_string()) {
+        return failure("switch needs \"profile\": NAME");
+      }
+      return switch_to(request["profile"].get<std::string>(), launch_.config);
+    }
+    if (command == "reload") return reload();
+    return failure("unknown command \"" + command + "\" (status, flows, switch, reload)");
+  }
+
+  static json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+  json status() const {
+    const config::Profile& current = profile();
+    return {{"ok", true},
+            {"profile", current.name},
+            {"config", launch_.config_path},
+            {"profiles",
+             [this] {
+               auto names = json::array();
+               for (const config::Profile& p : launch_.config.profiles)
+                 names.push_back(p.name);
+               return names;
+             }()},
+            {"upstream", current.upstream.display()},
+            {"dns", config::dns_mode_name(current.dns)},
+            {"tun", device_.name()},
+            {"routes", auto_routes() ? routes_.describe() : "manual"},
+            {"uptime_s", static_cast<double>(uv_now(loop_) - started_ms_) / 1000},
+            {"counters", json::parse(tunnel_.counters_json())}};
+  }
+
+  // Makes `name` of `config` the running profile (config becomes the running one).
+  json switch_to(const std::string& name, const config::TunsocksConfig& next_config) {
+    if (stopping_) return failure("stopping");
+    const config::Profile* next = next_config.find(name);
+    if (next == nullptr) {
+      std::string names;
+      for (const config::Profile& p : next_config.profiles)
+        names += (names.empty() ? "" : ", ") + p.name;
+      return failure("no profile is named \"" + name + "\" (profiles: " + names + ")");
+    }
+    auto settings = tunnel_settings(next_config.global, *next);
+    if (!settings) return failure("profile " + name + ": " + settings.error());
+    const bool reset = next->on_switch == config::OnSwitch::reset;
+    const std::string previous = launch_.profile;
+    tunnel_.reconfigure(std::move(*settings), reset);
+    if (&next_config != &launch_.config) launch_.config = next_config;
+    launch_.profile = name;
+    TS_LOG_INFO("profile %s -> %s: upstream %s, dns %s; open flows %s", previous.c_str(),
+                name.c_str(), next->upstream.display().c_str(),
+                std::string(config::dns_mode_name(next->dns)).c_str(), reset ? "reset" : "kept");
+    if (auto_routes() && routes_up_) {
+      routes_.update(profile(), [](bool ok) {
+        if (!ok)
+          TS_LOG_ERROR("routes: the update for the new profile failed; routes are as before");
+      });
+    }
+    return {{"ok", true},
+            {"message", "switched to " + name + " (upstream " + next->upstream.display() + ")"}};
+  }
+
+  json reload() {
+    if (launch_.config_path.empty()) {
+      return failure("started from command-line flags: there is no file to reload");
+    }
+    auto loaded = config::load_tunsocks_config(launch_.config_path);
+    if (!loaded) {
+      const std::string why = loaded.error().to_string();
+      TS_LOG_WARN("reload refused, still running profile %s: %s", launch_.profile.c_str(),
+                  why.c_str());
+      return failure("reload refused (still running profile " + launch_.profile + "): " + why);
+    }
+    const config::GlobalSettings& now = launch_.config.global;
+    const config::GlobalSettings& next = loaded->global;
+    if (next.tun_name != now.tun_name || next.mtu != now.mtu || next.address != now.address ||
+        next.address6 != now.address6 || next.netns != now.netns || next.fwmark != now.fwmark ||
+        next.routes != now.routes ||
+        loaded->control_socket_path() != launch_.config.control_socket_path() ||
+        loaded->route_table() != launch_.config.route_table() ||
+        next.route_priority != now.route_priority) {
+      TS_LOG_WARN(
+          "reload: TUN, fwmark, route table and control socket settings take effect at "
+          "the next start; the running ones are kept");
+    }
+    loaded->global.tun_name = now.tun_name;
+    loaded->global.mtu = now.mtu;
+    loaded->global.address = now.address;
+    loaded->global.address6 = now.address6;
+    loaded->global.netns = now.netns;
+    loaded->global.fwmark = now.fwmark;
+    loaded->global.routes = now.routes;
+    loaded->global.control_socket = launch_.config.control_socket_path();
+    loaded->global.route_table = launch_.config.route_table();
+    loaded->global.route_priority = now.route_priority;
+    net::set_log_level(loaded->global.log_level);
+    if (loaded->find(launch_.profile) == nullptr) {
+      TS_LOG_WARN("reload refused: the running profile %s is not in the file any more",
+                  launch_.profile.c_str());
+      return failure("reload refused: the running profile " + launch_.profile +
+                     " is not in the file any more (switch to another one first)");
+    }
+    json reply = switch_to(launch_.profile, *loaded);
+    if (reply.value("ok", false)) {
+      TS_LOG_INFO("reloaded %s", launch_.config_path.c_str());
+      reply["message"] = "reloaded " + launch_.config_path + "; running profile " + launch_.profile;
+    }
+    return reply;
+  }
+
+  uv_loop_t* loop_;
+  app::Launch launch_;
+  platform::TunDevice& device_;
+  tunnel::Tunnel tunnel_;
+  app::Routes routes_;
+  std::unique_ptr<app::ControlServer> control_;
+  uv_signal_t sigint_{}, sigterm_{}, sighup_{}, sigusr1_{};
+  std::uint64_t started_ms_ = 0;
+  bool routes_up_ = false;
+  bool stopping_ = false;
+  int exit_code_ = 0;
 };
 
-void close_signals(App& app) {
-  for (uv_signal_t* signal : {&app.sigint, &app.sigterm, &app.sigusr1}) {
-    uv_close(reinterpret_cast<uv_handle_t*>(signal), nullptr);
+int run(int argc, char** argv) {
+  app::Launch launch = app::parse_run_options(argc, argv);
+  const config::GlobalSettings& global = launch.config.global;
+  net::set_log_level(global.log_level);
+  const config::Profile& profile = *launch.config.find(launch.profile);
+  auto settings = tunnel_settings(global, profile);
+  if (!settings) {
+    std::fprintf(stderr, "tunsocks: %s\n", settings.error().c_str());
+    return 1;
   }
-}
 
-void on_stop_signal(uv_signal_t* handle, int signum) {
-  App& app = *static_cast<App*>(handle->data);
-  if (app.stopping) return;
-  app.stopping = true;
-  TS_LOG_INFO("%s: closing %zu flows", signum == SIGINT ? "SIGINT" : "SIGTERM",
-              app.tunnel->flow_count());
-  app.tunnel->stop([&app] { close_signals(app); });
-}
+  raise_fd_limit();
+  platform::TunConfig tun;
+  tun.name = global.tun_name;
+  tun.netns = global.netns;
+  tun.mtu = global.mtu;
+  tun.attach_only = launch.attach_only;
+  tun.ipv4 = tun_address(global.address);
+  if (global.address6) tun.ipv6 = tun_address(*global.address6);
+  auto device = platform::TunDevice::open(tun);
+  if (!device) {
+    std::fprintf(stderr, "tunsocks: %s\n", device.error().message.c_str());
+    return 1;
+  }
+  settings->mtu = device->mtu();
+  const tunnel::Upstream& upstream = *settings->flow.upstream;
+  TS_LOG_INFO("tun %s up: mtu %d; profile %s; upstream %s (%s), fwmark 0x%x",
+              device->name().c_str(), device->mtu(), profile.name.c_str(), upstream.display.c_str(),
+              net::format_sockaddr(reinterpret_cast<const sockaddr*>(&upstream.address)).c_str(),
+              global.fwmark);
+  if (const std::string error = probe_upstream(upstream.address, global.fwmark); !error.empty()) {
+    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
+                upstream.display.c_str(), error.c_str());
+  }
 
-void on_counters_signal(uv_signal_t* handle, int) {
-  App& app = *static_cast<App*>(handle->data);
-  TS_LOG_INFO("counters %s", app.tunnel->counters_json().c_str());
+  uv_loop_t* loop = uv_default_loop();
+  Service service(loop, std::move(launch), *device, std::move(*settings));
+  if (const int status = service.start(); status != 0) return status;
+  uv_run(loop, UV_RUN_DEFAULT);
+  TS_LOG_INFO("stopped: %s", service.tunnel().counters_json().c_str());
+  if (const int status = uv_loop_close(loop); status != 0) {
+    TS_LOG_WARN("loop closed with handles open: %s", uv_err_name(status));
+  }
+  return service.exit_code();
 }
 
 }  // namespace
@@ -344,66 +427,8 @@ int main(int argc, char** argv) {
   // A write to an upstream that has just reset must come back as EPIPE to the flow, not
   // kill the process (libuv leaves SIGPIPE to the application).
   ::signal(SIGPIPE, SIG_IGN);
-  Options options = parse_options(argc, argv);
-  net::set_log_level(options.log_level);
-
-  auto url = tunnel::parse_upstream_url(options.upstream);
-  if (!url) usage_error(url.error());
-  auto upstream_address = resolve_upstream(*url);
-  if (!upstream_address) return 1;
-  tunnel::FlowSettings& flow = options.settings.flow;
-  auto server = std::make_shared<tunnel::Upstream>();
-  server->address = *upstream_address;
-  server->display = url->display();
-  server->handshake.version = url->version;
-  server->handshake.credentials = url->credentials;
-  flow.upstream = server;
-  if (options.settings.dns == tunnel::DnsMode::fake_ip &&
-      url->version == tunnel::SocksVersion::socks4 && !url->remote_dns) {
-    // A fake address is only worth its name, and SOCKS4 cannot send a name.
-    TS_LOG_WARN("--dns fake-ip needs an upstream that takes names; %s does not: DNS is off",
-                flow.upstream->display.c_str());
-    options.settings.dns = tunnel::DnsMode::off;
-  }
-
-  raise_fd_limit();
-  auto device = platform::TunDevice::open(options.tun);
-  if (!device) {
-    std::fprintf(stderr, "tunsocks: %s\n", device.error().message.c_str());
-    return 1;
-  }
-  options.settings.mtu = device->mtu();
-  TS_LOG_INFO(
-      "tun %s up: mtu %d; upstream %s (%s), fwmark 0x%x", device->name().c_str(), device->mtu(),
-      flow.upstream->display.c_str(),
-      net::format_sockaddr(reinterpret_cast<const sockaddr*>(&flow.upstream->address)).c_str(),
-      flow.fwmark);
-
-  if (const std::string error = probe_upstream(flow.upstream->address, flow.fwmark);
-      !error.empty()) {
-    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
-                flow.upstream->display.c_str(), error.c_str());
-  }
-
-  App app;
-  app.loop = uv_default_loop();
-  tunnel::Tunnel tunnel(app.loop, device->fd(), options.settings);
-  app.tunnel = &tunnel;
-  if (int status = tunnel.start(); status < 0) {
-    std::fprintf(stderr, "tunsocks: cannot watch the TUN device: %s\n", uv_strerror(status));
-    return 1;
-  }
-  auto watch = [&app](uv_signal_t* signal, int signum, uv_signal_cb handler) {
-    uv_signal_init(app.loop, signal);
-    signal->data = &app;
-    uv_signal_start(signal, handler, signum);
-  };
-  watch(&app.sigint, SIGINT, on_stop_signal);
-  watch(&app.sigterm, SIGTERM, on_stop_signal);
-  watch(&app.sigusr1, SIGUSR1, on_counters_signal);
-  uv_run(app.loop, UV_RUN_DEFAULT);
-  TS_LOG_INFO("stopped: %s", tunnel.counters_json().c_str());
-  const int status = uv_loop_close(app.loop);
-  if (status != 0) TS_LOG_WARN("loop closed with handles open: %s", uv_err_name(status));
-  return 0;
+  const std::string_view command = argc > 1 ? argv[1] : "";
+  if (command == "check") return app::run_check(argc, argv);
+  if (command == "ctl") return app::run_ctl(argc, argv);
+  return run(argc, argv);
 }
