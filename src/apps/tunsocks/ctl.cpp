@@ -92,7 +92,7 @@ void print_status(const nlohmann::json& reply) {
   std::printf("udp       %llu associations open, %llu datagrams up, %llu down\n",
               counters.value("udp_sessions_open", 0ULL), counters.value("udp_datagrams_up", 0ULL),
               counters.value("udp_datagrams_down", 0ULL));
-  std::printf("dns       %llu answered (fake-ip), %llu forwarded\n",
+  std::printf("queries   %llu answered (fake-ip), %llu forwarded\n",
               counters.value("dns_answered", 0ULL), counters.value("dns_forwarded", 0ULL));
 }
 
