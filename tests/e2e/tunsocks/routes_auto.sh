@@ -5,7 +5,10 @@
 #    before; while up: the rules and table exist, the resolver is the TUN's peer address,
 #    a fetch reaches the server through the proxy; after SIGTERM: identical snapshot;
 #  - the same after SIGKILL (nothing is removed then) followed by a fresh start, which
-#    cleans up the stale state first, and a clean stop.
+#    cleans up the stale state first, and a clean stop;
+#  - a live switch to a profile with an include list and no fake-ip DNS applies the route
+#    diff (default route replaced by the two prefixes, resolv.conf restored), the fetch
+#    still works, and the switch back restores the first state exactly.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -21,7 +24,11 @@ cat >"$cfg" <<JSON
   "routes": "auto",
   "route_table": 4242,
   "control_socket": "$E2E_TMP/ctl.sock",
-  "profiles": {"p": {"upstream": "socks5://$PROXY_IP4:$UPSTREAM_PORT", "dns": "fake-ip"}}
+  "default_profile": "p",
+  "profiles": {
+    "p": {"upstream": "socks5://$PROXY_IP4:$UPSTREAM_PORT", "dns": "fake-ip"},
+    "q": {"extends": "p", "dns": "off", "routes": {"include": ["$SERVER_IP4/32", "10.99.0.0/16"]}}
+  }
 }
 JSON
 resolv="/etc/netns/$client_ns/resolv.conf"
@@ -50,6 +57,22 @@ check_up() {
 
 start_auto ts1
 check_up
+up_state=$(snapshot)
+ctl() { in_client "$TUNSOCKS" ctl --socket "$E2E_TMP/ctl.sock" "$@"; }
+ctl switch q >/dev/null || fail "switch to q failed"
+wait_for 5 bash -c "ip -n $client_ns route show table 4242 | grep -q '10.99.0.0/16'" ||
+  fail "the switch did not add q's include routes: $(in_client ip route show table 4242)"
+wait_for 5 bash -c "! ip -n $client_ns route show table 4242 | grep -q '^default'" ||
+  fail "the switch left the default route: $(in_client ip route show table 4242)"
+[[ ! -e $resolv ]] || fail "q has no fake-ip DNS, but $resolv is still there: $(cat "$resolv")"
+got=$(in_client curl -sS --max-time 10 "http://$SERVER_IP4:$web_port/page") || fail "fetch after the switch to q failed"
+[[ $got == through ]] || fail "fetch after the switch returned '$got'"
+ctl switch p >/dev/null || fail "switch back to p failed"
+wait_for 5 bash -c "[[ -e $resolv ]] && ! ip -n $client_ns route show table 4242 | grep -q 10.99.0.0" ||
+  fail "the switch back did not restore p's routes and DNS"
+now=$(snapshot)
+[[ $now == "$up_state" ]] || fail "p -> q -> p is not where p started: $(diff <(echo "$up_state") <(echo "$now"))"
+log "ok: live switch applied the route diff both ways"
 kill -TERM "$ts1_pid"
 wait "$ts1_pid" || fail "tunsocks exited non-zero on SIGTERM: $(tail -n 3 "$E2E_TMP/ts1.log")"
 grep -q 'tunsocks-routes: down: done' "$E2E_TMP/ts1.log" || fail "no routes down at exit: $(tail -n 5 "$E2E_TMP/ts1.log")"
