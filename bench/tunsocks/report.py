@@ -8,6 +8,8 @@ Raw layout (one directory per measured path: direct, tunsocks-mtu<N>):
   iperf-<...>.cpu                  {"tunsocks_cpu_s","socksd_cpu_s","wall_s"} (tunsocks only)
   rtt.json, conn_rate.json         one JSON line from bench/tools/rtt and conn_rate
   memory.jsonl                     one line per held-flow count (tunsocks only)
+  udp-rtt.json, udp-flood.json,    one JSON line each from bench/tools/udp_bench (rtt,
+  dns.json                         flood, dns); udp-flood.machine: the TUN queue's drops
   profile-<1-up|1-down>[-dso].txt  perf report --stdio (with --profile)
   load                             the load average when the path's measurements began
 """
@@ -77,11 +79,21 @@ def memory_results(directory):
 
 
 def read_path(directory):
-    path = {"iperf": {name: iperf_result(directory, name) for name in IPERF_RUNS}}
-    path["rtt"] = read_json(os.path.join(directory, "rtt.json"))
+    path = {}
+    # A --udp-only run has no TCP figures: absent, not errors.
+    if os.path.exists(os.path.join(directory, "rtt.json")):
+        path["iperf"] = {name: iperf_result(directory, name) for name in IPERF_RUNS}
+        path["rtt"] = read_json(os.path.join(directory, "rtt.json"))
+        path["conn_rate"] = read_json(os.path.join(directory, "conn_rate.json"))
     if os.path.exists(os.path.join(directory, "rtt-socksd.json")):
         path["rtt_socksd_alone"] = read_json(os.path.join(directory, "rtt-socksd.json"))
-    path["conn_rate"] = read_json(os.path.join(directory, "conn_rate.json"))
+    if os.path.exists(os.path.join(directory, "udp-rtt.json")):
+        flood = read_json(os.path.join(directory, "udp-flood.json"))
+        machine_path = os.path.join(directory, "udp-flood.machine")
+        if os.path.exists(machine_path):
+            flood.update(read_json(machine_path))
+        path["udp"] = {"rtt": read_json(os.path.join(directory, "udp-rtt.json")), "flood": flood,
+                       "dns": read_json(os.path.join(directory, "dns.json"))}
     memory = memory_results(directory)
     if memory:
         path["memory"] = memory
@@ -190,6 +202,8 @@ def markdown(report):
     def row(label, getter, digits=2, compare=True):
         cells = f"| {label} |"
         base = getter(direct) if direct else None
+        if base is None and all(getter(paths[n]) is None for n in tunsocks_names):
+            return  # a figure this run did not measure (--udp-only)
         if direct:
             cells += f" {fmt(base, digits)} |"
         for name in tunsocks_names:
@@ -230,6 +244,22 @@ def markdown(report):
             lambda p, n=name: dig(p, "iperf", n, "tun_tx_dropped") if p is not direct else None,
             0, compare=False)
 
+    row(f"UDP round trip {size} B via UDP ASSOCIATE, median µs",
+        lambda p: dig(p, "udp", "rtt", "p50_us"), 1)
+    row(f"UDP round trip {size} B, p99 µs", lambda p: dig(p, "udp", "rtt", "p99_us"), 1)
+    row("UDP round trips lost (no retry)", lambda p: dig(p, "udp", "rtt", "lost"), 0, compare=False)
+    row("UDP one way, 512 B datagrams sent/s", lambda p: dig(p, "udp", "flood", "sent_per_s"), 0)
+    row("UDP one way, 512 B datagrams received/s", lambda p: dig(p, "udp", "flood", "received_per_s"), 0)
+    row("UDP one way, share lost", lambda p: dig(p, "udp", "flood", "loss_share"), 3, compare=False)
+    row("UDP one way, packets dropped at the full TUN queue",
+        lambda p: dig(p, "udp", "flood", "tun_tx_dropped") if p is not direct else None, 0,
+        compare=False)
+    row("DNS A queries/s, 32 in flight (direct: dnsmasq; tunsocks: fake-ip)",
+        lambda p: dig(p, "udp", "dns", "qps"), 0)
+    row("DNS query median µs", lambda p: dig(p, "udp", "dns", "p50_us"), 1)
+    row("DNS query p99 µs", lambda p: dig(p, "udp", "dns", "p99_us"), 1)
+    row("DNS queries lost (1 s, no retry)", lambda p: dig(p, "udp", "dns", "lost"), 0, compare=False)
+
     def kib_to_mib(value):
         return None if value is None else value / 1024
 
@@ -265,12 +295,15 @@ def markdown(report):
         lines += [f"- {note}" for note in report["notes"]]
     errors = []
     for name, path in paths.items():
-        for run_name, result in path["iperf"].items():
+        for run_name, result in path.get("iperf", {}).items():
             if "error" in result:
                 errors.append(f"{name} iperf3 {run_name}: {result['error']}")
         for what in ("rtt", "rtt_socksd_alone", "conn_rate"):
             if what in path and "error" in path[what]:
                 errors.append(f"{name} {what}: {path[what]['error']}")
+        for what, result in path.get("udp", {}).items():
+            if "error" in result:
+                errors.append(f"{name} udp {what}: {result['error']}")
             kinds = dig(path, what, "errors_by_kind")
             if kinds:
                 errors.append(f"{name} {what} errors: {json.dumps(kinds)}")
@@ -372,7 +405,15 @@ def main():
                     "divides by the flows actually held.")
                 break
     iperf3_version = run(["iperf3", "--version"]).splitlines()
-    if iperf3_version and re.search(r"iperf 3\.(\d+)", iperf3_version[0]) and \
+    if any("udp" in path for path in paths.values()):
+        notes.append(
+            "UDP one way: on the direct path sendto() blocks while the veth's queue is full, so "
+            "the sender is mostly paced by the path; a TUN's queue never blocks the sender but "
+            "drops (tx_dropped), so through tunsocks 'sent/s' is what the application pushed "
+            "and 'received/s' what the relay carried. Round trips and DNS queries have one "
+            "datagram (or 32 queries) in flight and lose nothing when the path keeps up.")
+    ran_iperf = any("iperf" in path for path in paths.values())
+    if ran_iperf and iperf3_version and re.search(r"iperf 3\.(\d+)", iperf3_version[0]) and \
             int(re.search(r"iperf 3\.(\d+)", iperf3_version[0]).group(1)) < 16:
         notes.append("iperf3 before 3.16 runs all -P streams in one thread: the 4-stream "
                      "figures share one iperf3 core on each side.")

@@ -318,6 +318,29 @@ start_http() {
   printf -v "${name}_port" '%s' "${addr##*:}"
 }
 
+# start_dnsmasq NAME RECORD...: a resolver in the server namespace on $SERVER_IP4:53 and
+# [$SERVER_IP6]:53 that knows only the local zone given as dnsmasq options (e.g.
+# --host-record=www.zone.test,10.202.0.2); nothing upstream, no hosts file, every query
+# logged (`query[A] NAME from ...`; not with DNSMASQ_LOG_QUERIES=0, for a benchmark).
+# Its pid file is in the test's temp dir.
+start_dnsmasq() {
+  local name=$1
+  shift
+  require_cmd dnsmasq
+  local log_queries=(--log-queries)
+  [[ ${DNSMASQ_LOG_QUERIES:-1} == 1 ]] || log_queries=()
+  start_bg "$name" ip netns exec "$server_ns" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+    --no-resolv --no-hosts --bind-interfaces --listen-address="$SERVER_IP4" \
+    --listen-address="$SERVER_IP6" --except-interface=lo --port 53 --user=root \
+    --pid-file="$E2E_TMP/$name.pid" "${log_queries[@]}" --log-facility=- "$@"
+  local deadline=$((SECONDS + 10))
+  until in_server ss -Hlun "sport = :53" | has "$SERVER_IP4:53"; do
+    expect_alive "$name"
+    ((SECONDS < deadline)) || fail "dnsmasq $name is not listening on $SERVER_IP4:53 within 10s"
+    sleep 0.05
+  done
+}
+
 # start_peer NAME HOST MODE [ARGS...]: tcp_peer.py serve in the server namespace.
 # Sets NAME_port.
 start_peer() {

@@ -1,0 +1,269 @@
+// udp_bench: UDP and DNS figures for the tunsocks benchmark (bench/tunsocks/run).
+//
+//   udp_bench server --listen IP:PORT
+//       One UDP socket. A datagram starting with 'E' is echoed; one starting with 'S'
+//       (sink) is only counted; 'Q' is answered with the count of sink datagrams seen
+//       from that sender so far, as text. Prints `listening on IP:PORT`; runs until killed.
+//   udp_bench rtt --connect IP:PORT [--size 64] [--count 5000] [--warmup 200]
+//       One socket; COUNT times: send SIZE bytes, wait for the echo (1 s, then counted as
+//       lost and the next one is sent; no retry). Prints {"size","count","lost","p50_us",
+//       "p99_us","min_us","max_us","mean_us"} over the answered ones.
+//   udp_bench flood --connect IP:PORT [--size 512] [--seconds 5]
+//       One socket sends sink datagrams as fast as sendto() returns for SECONDS, waits
+//       1 s, asks the server how many arrived. Prints {"size","sent","received",
+//       "sent_per_s","received_per_s","loss_share"}: one-way datagrams per second with loss.
+//   udp_bench dns --connect IP:PORT [--seconds 5] [--window 32] [--names 1000]
+//       A queries for n<i>.bench.test (i cycling over NAMES), WINDOW in flight on one
+//       socket; a query unanswered for 1 s counts as lost and is replaced. Prints
+//       {"queries","answers","lost","qps","p50_us","p99_us"}; only replies with an ID in
+//       flight, QR set, RCODE 0 and at least one answer count.
+//
+// Exit status: 0 when the measurement ran, 1 on a socket error, 2 for bad usage.
+
+#include <numeric>
+#include <poll.h>
+#include <random>
+#include <unordered_map>
+
+#include "tcp_tool.h"
+
+namespace {
+
+using namespace tcp_tool;
+
+int udp_socket(int family) {
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  const int size = 4 << 20;
+  // Root may go beyond net.core.rmem_max: the tool must not be where datagrams are lost.
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  return fd;
+}
+
+int connected_socket(const Endpoint& peer) {
+  const int fd = udp_socket(peer.family());
+  if (::connect(fd, peer.raw(), peer.length) != 0) die("connect");
+  return fd;
+}
+
+// recv with a deadline in ms; -1 on timeout.
+ssize_t recv_within(int fd, std::uint8_t* buffer, std::size_t size, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) <= 0) return -1;
+  return ::recv(fd, buffer, size, 0);
+}
+
+std::string key_of(const sockaddr_storage& address, socklen_t length) {
+  return std::string(reinterpret_cast<const char*>(&address), length);
+}
+
+[[noreturn]] void serve(const Endpoint& listen_address) {
+  const int fd = udp_socket(listen_address.family());
+  if (::bind(fd, listen_address.raw(), listen_address.length) != 0) die("bind");
+  std::printf("listening on %s\n", to_string(listen_address).c_str());
+  std::fflush(stdout);
+  std::unordered_map<std::string, std::uint64_t> sunk;
+  std::vector<std::uint8_t> buffer(65536);
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const ssize_t n = ::recvfrom(fd, buffer.data(), buffer.size(), 0,
+                                 reinterpret_cast<sockaddr*>(&peer), &length);
+    if (n <= 0) continue;
+    const auto* to = reinterpret_cast<const sockaddr*>(&peer);
+    if (buffer[0] == 'E') {
+      ::sendto(fd, buffer.data(), static_cast<std::size_t>(n), 0, to, length);
+    } else if (buffer[0] == 'S') {
+      ++sunk[key_of(peer, length)];
+    } else if (buffer[0] == 'Q') {
+      const std::string count = std::to_string(sunk[key_of(peer, length)]);
+      ::sendto(fd, count.data(), count.size(), 0, to, length);
+    }
+  }
+}
+
+void print_latencies(std::vector<double>& samples) {
+  std::sort(samples.begin(), samples.end());
+  const double mean =
+      samples.empty() ? 0 : std::accumulate(samples.begin(), samples.end(), 0.0) / samples.size();
+  std::printf("\"p50_us\":%.1f,\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}\n",
+              percentile(samples, 0.5), percentile(samples, 0.99),
+              samples.empty() ? 0 : samples.front(), samples.empty() ? 0 : samples.back(), mean);
+}
+
+int rtt(const Options& options) {
+  const Endpoint peer = options.endpoint("--connect");
+  const auto size = static_cast<std::size_t>(options.number("--size", 64, 1, 65000));
+  const long count = options.number("--count", 5000, 1, 10'000'000);
+  const long warmup = options.number("--warmup", 200, 0, 1'000'000);
+  const int fd = connected_socket(peer);
+  std::vector<std::uint8_t> payload(size, 'x');
+  std::vector<std::uint8_t> reply(65536);
+  payload[0] = 'E';
+  std::vector<double> samples;
+  long lost = 0;
+  for (long i = 0; i < warmup + count; ++i) {
+    std::memcpy(payload.data() + 1, &i, std::min(size - 1, sizeof i));
+    const auto start = Clock::now();
+    if (::send(fd, payload.data(), size, 0) < 0) die("send");
+    // A reply to an earlier, late datagram is not this one's: wait for the right bytes.
+    for (;;) {
+      const ssize_t n = recv_within(fd, reply.data(), reply.size(), 1000);
+      if (n < 0) {
+        if (i >= warmup) ++lost;
+        break;
+      }
+      if (static_cast<std::size_t>(n) == size &&
+          std::equal(payload.begin(), payload.end(), reply.begin())) {
+        if (i >= warmup) samples.push_back(seconds_since(start) * 1e6);
+        break;
+      }
+    }
+  }
+  std::printf("{\"size\":%zu,\"count\":%ld,\"lost\":%ld,", size, count, lost);
+  print_latencies(samples);
+  return 0;
+}
+
+int flood(const Options& options) {
+  const Endpoint peer = options.endpoint("--connect");
+  const auto size = static_cast<std::size_t>(options.number("--size", 512, 1, 65000));
+  const double seconds = static_cast<double>(options.number("--seconds", 5, 1, 3600));
+  const int fd = connected_socket(peer);
+  std::vector<std::uint8_t> payload(size, 's');
+  payload[0] = 'S';
+  std::uint64_t sent = 0;
+  const auto start = Clock::now();
+  while (seconds_since(start) < seconds) {
+    for (int i = 0; i < 64; ++i) {
+      if (::send(fd, payload.data(), size, 0) == static_cast<ssize_t>(size)) ++sent;
+    }
+  }
+  const double elapsed = seconds_since(start);
+  ::usleep(1'000'000);  // what is still queued somewhere arrives or is lost by now
+  std::uint8_t reply[64];
+  std::uint64_t received = 0;
+  bool answered = false;
+  for (int attempt = 0; attempt < 5 && !answered; ++attempt) {
+    const std::uint8_t query = 'Q';
+    ::send(fd, &query, 1, 0);
+    const ssize_t n = recv_within(fd, reply, sizeof reply - 1, 1000);
+    if (n > 0) {
+      reply[n] = 0;
+      received = std::strtoull(reinterpret_cast<const char*>(reply), nullptr, 10);
+      answered = true;
+    }
+  }
+  if (!answered) {
+    std::fprintf(stderr, "udp_bench: the server did not answer the count query\n");
+    return 1;
+  }
+  std::printf(
+      "{\"size\":%zu,\"seconds\":%.3f,\"sent\":%llu,\"received\":%llu,\"sent_per_s\":%.0f,"
+      "\"received_per_s\":%.0f,\"loss_share\":%.4f}\n",
+      size, elapsed, static_cast<unsigned long long>(sent),
+      static_cast<unsigned long long>(received), sent / elapsed, received / elapsed,
+      sent ? 1.0 - static_cast<double>(received) / sent : 0.0);
+  return 0;
+}
+
+std::vector<std::uint8_t> dns_query(std::uint16_t id, long index) {
+  std::vector<std::uint8_t> out = {static_cast<std::uint8_t>(id >> 8),
+                                   static_cast<std::uint8_t>(id),
+                                   0x01,
+                                   0x00,
+                                   0,
+                                   1,
+                                   0,
+                                   0,
+                                   0,
+                                   0,
+                                   0,
+                                   0};
+  const std::string first = "n" + std::to_string(index);
+  for (const std::string& label : {first, std::string("bench"), std::string("test")}) {
+    out.push_back(static_cast<std::uint8_t>(label.size()));
+    out.insert(out.end(), label.begin(), label.end());
+  }
+  out.insert(out.end(), {0, 0, 1, 0, 1});  // root, type A, class IN
+  return out;
+}
+
+int dns(const Options& options) {
+  const Endpoint peer = options.endpoint("--connect");
+  const double seconds = static_cast<double>(options.number("--seconds", 5, 1, 3600));
+  const long window = options.number("--window", 32, 1, 4096);
+  const long names = options.number("--names", 1000, 1, 100'000);
+  const int fd = connected_socket(peer);
+  std::unordered_map<std::uint16_t, Clock::time_point> in_flight;
+  std::mt19937 random(12345);
+  std::uint64_t queries = 0, answers = 0, lost = 0;
+  long next_name = 0;
+  std::vector<double> samples;
+  std::vector<std::uint8_t> reply(65536);
+  auto send_one = [&] {
+    std::uint16_t id;
+    do {
+      id = static_cast<std::uint16_t>(random());
+    } while (in_flight.contains(id));
+    const auto query = dns_query(id, next_name++ % names);
+    if (::send(fd, query.data(), query.size(), 0) < 0) die("send");
+    in_flight[id] = Clock::now();
+    ++queries;
+  };
+  const auto start = Clock::now();
+  while (static_cast<long>(in_flight.size()) < window)
+    send_one();
+  auto last_sweep = Clock::now();
+  while (seconds_since(start) < seconds) {
+    const ssize_t n = recv_within(fd, reply.data(), reply.size(), 100);
+    if (n >= 12) {
+      const auto id = static_cast<std::uint16_t>(reply[0] << 8 | reply[1]);
+      const auto found = in_flight.find(id);
+      const bool good =
+          (reply[2] & 0x80) != 0 && (reply[3] & 0x0F) == 0 && (reply[6] | reply[7]) != 0;
+      if (found != in_flight.end() && good) {
+        samples.push_back(seconds_since(found->second) * 1e6);
+        in_flight.erase(found);
+        ++answers;
+      }
+    }
+    if (seconds_since(last_sweep) > 0.1) {
+      last_sweep = Clock::now();
+      std::erase_if(in_flight, [&](const auto& entry) {
+        if (seconds_since(entry.second) < 1.0) return false;
+        ++lost;
+        return true;
+      });
+    }
+    while (static_cast<long>(in_flight.size()) < window)
+      send_one();
+  }
+  const double elapsed = seconds_since(start);
+  std::printf(
+      "{\"window\":%ld,\"seconds\":%.3f,\"queries\":%llu,\"answers\":%llu,\"lost\":%llu,"
+      "\"qps\":%.0f,",
+      window, elapsed, static_cast<unsigned long long>(queries),
+      static_cast<unsigned long long>(answers), static_cast<unsigned long long>(lost),
+      answers / elapsed);
+  print_latencies(samples);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_program = "udp_bench";
+  if (argc < 2) usage("a mode is required: server, rtt, flood or dns");
+  const std::string_view mode = argv[1];
+  if (mode == "server") serve(Options(argc, argv, 2, {"--listen"}).endpoint("--listen"));
+  if (mode == "rtt")
+    return rtt(Options(argc, argv, 2, {"--connect", "--size", "--count", "--warmup"}));
+  if (mode == "flood") return flood(Options(argc, argv, 2, {"--connect", "--size", "--seconds"}));
+  if (mode == "dns") {
+    return dns(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--names"}));
+  }
+  usage("unknown mode");
+}
