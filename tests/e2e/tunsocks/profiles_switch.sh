@@ -7,12 +7,19 @@
 #  - ctl status names the profile, upstream and counters; ctl flows lists the open flow;
 #    the control socket is mode 0600;
 #  - a reload with a broken file is refused with its one-line error and changes nothing;
-#    SIGHUP with a fixed file that points profile b elsewhere takes effect.
+#    SIGHUP with a fixed file that points profile b elsewhere takes effect;
+#  - fake-ip mappings survive both: a name resolved on profile a is reached by its fake
+#    address after the switch (b's socksd connects by name) and after the reload.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
 
 topo_setup
+NAME=web.switch.test
+# The name is known to the proxy namespace only: `ip netns exec` mounts this over /etc/hosts.
+mkdir -p "/etc/netns/$proxy_ns"
+register_cleanup rm -rf "/etc/netns/$proxy_ns"
+printf '%s %s\n' "$SERVER_IP4" "$NAME" >"/etc/netns/$proxy_ns/hosts"
 start_socksd sa
 start_socksd sb --listen "$PROXY_IP4:1081" --allow-open --allow-private
 start_http web "$SERVER_IP4"
@@ -30,7 +37,7 @@ write_config() { # write_config B_PORT
   "control_socket": "$sock",
   "default_profile": "a",
   "profiles": {
-    "a": {"upstream": "socks5://$PROXY_IP4:1080", "dns": "off"},
+    "a": {"upstream": "socks5://$PROXY_IP4:1080", "dns": "fake-ip"},
     "b": {"extends": "a", "upstream": "socks5://$PROXY_IP4:$1"}
   }
 }
@@ -51,6 +58,10 @@ st=$(ctl status) || fail "ctl status failed: $st"
 grep -q '^profile   a' <<<"$st" || fail "status does not name profile a: $st"
 grep -q "^upstream  socks5://$PROXY_IP4:1080" <<<"$st" || fail "status does not name a's upstream: $st"
 log "ok: status on a, socket mode 600"
+
+answer=$(in_client "$SYSTEM_PYTHON" "$TUNSOCKS_E2E_DIR/dns_query.py" 10.53.0.53 "$NAME" A) || fail "A query: $answer"
+fake=$(awk '{print $2}' <<<"$answer")
+[[ $fake == 198.1[89].* ]] || fail "A answer '$answer' is not a fake-ip address"
 
 # The long download, slowed so that it is still running across the switch.
 url="http://$SERVER_IP4:$web_port"
@@ -73,6 +84,10 @@ count_in() { grep -c "cmd=connect dst=$SERVER_IP4:$2 " "$E2E_TMP/$1.log" || true
 wait_for 5 bash -c "(( \$(grep -c 'cmd=connect dst=$SERVER_IP4:$web2_port ' '$E2E_TMP/sb.log') == 3 ))" ||
   fail "expected the 3 new connections in b's log, found $(count_in sb "$web2_port"): $(tail -n 5 "$E2E_TMP/sb.log")"
 (($(count_in sa "$web2_port") == 0)) || fail "a's log has connections made after the switch"
+got=$(in_client curl -sS --max-time 10 "http://$fake:$web2_port/small") || fail "fetch of the fake address after the switch failed"
+[[ $got == small ]] || fail "fetch of the fake address returned '$got'"
+wait_for 5 grep -q "cmd=connect dst=$NAME:$web2_port " "$E2E_TMP/sb.log" ||
+  fail "b did not connect by the name a's fake address stands for: $(tail -n 3 "$E2E_TMP/sb.log")"
 
 wait "$dl_pid" || fail "the download failed across the switch"
 [[ $(sha256_of "$E2E_TMP/big.out") == $(sha256_of "$E2E_TMP/www/big") ]] ||
@@ -98,6 +113,9 @@ wait_for 5 bash -c "(( \$(grep -c 'cmd=connect dst=$SERVER_IP4:$web2_port ' '$E2
   fail "after SIGHUP the fetch did not go to port 1080: $(tail -n 3 "$E2E_TMP/sa.log")"
 (($(count_in sb "$web2_port") == 3)) || fail "after SIGHUP a fetch still went to port 1081"
 grep -q "^upstream  socks5://$PROXY_IP4:1080" <<<"$(ctl status)" || fail "status does not show the reloaded upstream"
+in_client curl -sS --max-time 10 -o /dev/null "http://$fake:$web2_port/small" || fail "fetch of the fake address after the reload failed"
+wait_for 5 grep -q "cmd=connect dst=$NAME:$web2_port " "$E2E_TMP/sa.log" ||
+  fail "after the reload the fake address no longer stands for $NAME: $(tail -n 3 "$E2E_TMP/sa.log")"
 log "ok: SIGHUP reload applied"
 
 kill -TERM "$ts_pid"
