@@ -504,12 +504,14 @@ void Tunnel::log_flow_end(const TcpFlow& flow) const {
   const std::uint64_t ms = uv_now(loop_) - flow.started_ms();
   const FlowKey& key = flow.key();
   TS_LOG_INFO(
-      "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu ms=%llu "
-      "end=%s%s%s",
+      "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu app_in=%llu "
+      "app_out=%llu ms=%llu end=%s%s%s",
       static_cast<unsigned long long>(flow.id()), key.source.to_string().c_str(),
       key.destination.to_string().c_str(), settings_.flow.upstream_display.c_str(),
       net::log_token(flow.reply_text()).c_str(), static_cast<unsigned long long>(flow.bytes_up()),
-      static_cast<unsigned long long>(flow.bytes_down()), static_cast<unsigned long long>(ms),
+      static_cast<unsigned long long>(flow.bytes_down()),
+      static_cast<unsigned long long>(flow.app_in()),
+      static_cast<unsigned long long>(flow.app_out()), static_cast<unsigned long long>(ms),
       std::string(describe(flow.close_reason())).c_str(), flow.detail().empty() ? "" : " detail=",
       flow.detail().empty() ? "" : detail_token(flow.detail()).c_str());
 }
@@ -555,6 +557,8 @@ std::string Tunnel::counters_json() const {
   json += field("flows_refused", flow_counters_.flows_refused) + ",";
   json += field("bytes_up", flow_counters_.bytes_up) + ",";
   json += field("bytes_down", flow_counters_.bytes_down) + ",";
+  json += field("bytes_from_app", flow_counters_.app_in) + ",";
+  json += field("bytes_to_app", flow_counters_.app_out) + ",";
   json += field("packets_in", counters_.packets_in) + ",";
   json += field("packets_out", counters_.packets_out) + ",";
   json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
