@@ -478,3 +478,29 @@ kstat() {
     $1 == p { if (!seen) { for (i = 2; i <= NF; i++) name[i] = $i; seen = 1 }
               else for (i = 2; i <= NF; i++) if (name[i] == key) print $i }' "/proc/net/$2"
 }
+
+# expect_balanced_flows NAME: "nothing lost" in tunsocks' own accounting. Every flow line
+# of tunsocks NAME that ended cleanly (end=eof) must show as many bytes written upstream as
+# the application sent (up == app_in) and as many queued to the application as the upstream
+# sent (down == app_out). Prints the number of clean flows checked.
+expect_balanced_flows() {
+  local name=$1 line n=0
+  while read -r line; do
+    [[ $(field "$line" app_in) == "$(field "$line" up)" ]] ||
+      fail "flow lost bytes up (app_in != up) yet ended cleanly: $line"
+    [[ $(field "$line" app_out) == "$(field "$line" down)" ]] ||
+      fail "flow lost bytes down (app_out != down) yet ended cleanly: $line"
+    n=$((n + 1))
+  done < <(grep -E 'flow id=[0-9]+ .* end=eof( |$)' "$E2E_TMP/$name.log" || true)
+  printf '%s\n' "$n"
+}
+
+# expect_balanced_counters JSON: with no flow open and every flow ended cleanly, the
+# counters' two sides of each direction agree.
+expect_balanced_counters() {
+  local c=$1
+  [[ $(json_get "$c" bytes_from_app) == "$(json_get "$c" bytes_up)" ]] ||
+    fail "counters: bytes_from_app != bytes_up with every flow ended cleanly: $c"
+  [[ $(json_get "$c" bytes_to_app) == "$(json_get "$c" bytes_down)" ]] ||
+    fail "counters: bytes_to_app != bytes_down with every flow ended cleanly: $c"
+}
