@@ -18,7 +18,8 @@ client --host H --port P --mode M [...]
   client-closes-first  send N bytes, shutdown(SHUT_WR), read to EOF
   server-closes-first  read to EOF, then send N bytes, shutdown(SHUT_WR), read to EOF
   read-until-error     send a few bytes the server never reads, read; `progress` once
-                       --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`
+                       --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`;
+                       with --upload N, also send N bytes (from a thread) meanwhile
   upload-then-abort    send --bytes, then close with SO_LINGER 0 (a RST)
   slow-read            read --progress bytes, sleep --pause seconds, read to EOF
   send                 send --bytes, shutdown(SHUT_WR), read to EOF
@@ -238,6 +239,15 @@ def client(a):
             say("closed", f"bytes={n2}", f"end={end2}")
     elif a.mode == "read-until-error":
         s.sendall(os.urandom(4096))  # never read by the server: its death is a RST
+        if a.upload:
+            # Keeps the chain's receive queues full up to the server (which never reads),
+            # so that a relay that dies holds unread bytes and its kernel resets.
+            def upload():
+                try:
+                    send_all(s, a.upload)
+                except OSError:
+                    pass
+            threading.Thread(target=upload, daemon=True).start()
         n = 0
         end = "eof"
         announced = False
@@ -321,6 +331,8 @@ def main():
     cl.add_argument("--bytes", type=int, default=0)
     cl.add_argument("--count", type=int, default=1)
     cl.add_argument("--progress", type=int, default=1 << 20)
+    cl.add_argument("--upload", type=int, default=0,
+                    help="read-until-error: also send this many bytes meanwhile")
     cl.add_argument("--pause", type=float, default=0.0)
     cl.add_argument("--timeout", type=float, default=30.0,
                     help="socket timeout: a hang becomes `timeout`, never a stuck test")
