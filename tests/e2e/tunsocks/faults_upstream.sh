@@ -26,8 +26,6 @@ bound_ms=$((timeout_s * 1000 + 1500))
 topo_setup
 start_peer holder "$SERVER_IP4" hold
 
-fd_count() { ls "/proc/$1/fd" | wc -l; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 line_of() { grep -E "^$2( |\$)" "$1" | head -n 1 || true; }
 
 # expect_refused_in_time WHAT: one probe through the TUN fails (any errno) within bound_ms.

@@ -33,7 +33,6 @@ for k in $kinds; do
 done
 log "ok: 100 of each malformed kind counted by reason"
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 t0=$(cpu_ticks "$ts_pid")
 start_bg flood ip netns exec "$client_ns" "$SYSTEM_PYTHON" "$BAD_PACKETS" --dev "$TUN_NAME" flood --seconds "$seconds"
 sleep 1

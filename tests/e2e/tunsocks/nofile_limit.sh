@@ -14,10 +14,8 @@ require_cmd prlimit
 
 topo_setup
 start_socksd s
-start_peer holder "$SERVER_IP4" hold
+start_echo holder "$SERVER_IP4"
 start_tunsocks ts
-fd_count() { ls "/proc/$1/fd" | wc -l; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 # Warm-up: libuv opens one spare descriptor on first use; the baseline comes after it.
@@ -26,8 +24,8 @@ expect_probe "$r" connected 5000 "the warm-up connect()"
 wait_for 5 bash -c "grep -qE 'flow id=1 .* end=' '$E2E_TMP/ts.log'" || fail "the warm-up flow did not end"
 base=$(fd_count "$ts_pid")
 prlimit --pid "$ts_pid" --nofile=64:64 || fail "prlimit failed"
-start_bg hold ip netns exec "$client_ns" "$SYSTEM_PYTHON" -u "$TUNSOCKS_E2E_DIR/hold_many.py" \
-  --host "$SERVER_IP4" --port "$holder_port" --count 100 --release "$E2E_TMP/release" --timeout 20
+start_bg hold ip netns exec "$client_ns" "$SYSTEM_PYTHON" -u "$HOLD_MANY" \
+  hold --host "$SERVER_IP4" --port "$holder_port" --count 100 --release "$E2E_TMP/release" --timeout 20
 register_cleanup "touch $E2E_TMP/release"
 wait_for 60 grep -q '^opened ' "$E2E_TMP/hold.log" || fail "the holding client never finished connecting: $(cat "$E2E_TMP/hold.log")"
 opened=$(grep '^opened ' "$E2E_TMP/hold.log")
@@ -53,7 +51,7 @@ log "ok: at the limit: $ticks CPU ticks in 3 s; a new attempt: $r"
 
 touch "$E2E_TMP/release"
 wait_for 20 grep -q '^closed' "$E2E_TMP/hold.log" || fail "the holding client did not finish"
-alive=$(grep '^alive ' "$E2E_TMP/hold.log")
+alive=$(grep '^answered ' "$E2E_TMP/hold.log")
 expect_field "$alive" ok "$ok"
 wait_for 10 bash -c "[[ \$(ls /proc/$ts_pid/fd | wc -l) -le $base ]]" ||
   fail "fds did not return to the baseline $base: $(fd_count "$ts_pid")"

@@ -484,14 +484,14 @@ kstat() {
 # the application sent (up == app_in) and as many queued to the application as the upstream
 # sent (down == app_out). Prints the number of clean flows checked.
 expect_balanced_flows() {
-  local name=$1 line n=0
-  while read -r line; do
-    [[ $(field "$line" app_in) == "$(field "$line" up)" ]] ||
-      fail "flow lost bytes up (app_in != up) yet ended cleanly: $line"
-    [[ $(field "$line" app_out) == "$(field "$line" down)" ]] ||
-      fail "flow lost bytes down (app_out != down) yet ended cleanly: $line"
-    n=$((n + 1))
-  done < <(grep -E 'flow id=[0-9]+ .* end=eof( |$)' "$E2E_TMP/$name.log" || true)
+  local bad n
+  bad=$(awk '/flow id=[0-9]+ .* end=eof( |$)/ {
+      delete f
+      for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) f[substr($i, 1, p - 1)] = substr($i, p + 1)
+      if (f["app_in"] != f["up"] || f["app_out"] != f["down"]) { print; exit }
+    }' "$E2E_TMP/$1.log")
+  [[ -z $bad ]] || fail "a flow ended cleanly but its two sides differ (app_in vs up, app_out vs down): $bad"
+  n=$(grep -cE 'flow id=[0-9]+ .* end=eof( |$)' "$E2E_TMP/$1.log" || true)
   printf '%s\n' "$n"
 }
 
@@ -504,3 +504,20 @@ expect_balanced_counters() {
   [[ $(json_get "$c" bytes_to_app) == "$(json_get "$c" bytes_down)" ]] ||
     fail "counters: bytes_to_app != bytes_down with every flow ended cleanly: $c"
 }
+
+# start_echo NAME HOST: hold_many.py's one-thread echo server (thousands of connections)
+# in the server namespace. Sets NAME_port.
+HOLD_MANY="$TUNSOCKS_E2E_DIR/hold_many.py"
+start_echo() {
+  local name=$1 host=$2
+  start_bg "$name" ip netns exec "$server_ns" "$SYSTEM_PYTHON" -u "$HOLD_MANY" serve --host "$host"
+  _wait_started "$name" 'listening on .*:[0-9]+' "echo server"
+  local addr
+  addr=$(grep -Eo 'listening on .*:[0-9]+' "$E2E_TMP/$name.log" | head -n 1)
+  printf -v "${name}_port" '%s' "${addr##*:}"
+}
+
+# fd_count PID, rss_kb PID, cpu_ticks PID (user + system, in CLK_TCK units): from /proc.
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
