@@ -172,6 +172,11 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
     write_packet(build_refusal(info, packet, Refusal::reset));
     return;
   }
+  if (!memory_guard_.admit(uv_now(loop_))) {
+    // A reset now beats the OOM killer later, which would end every open flow at once.
+    write_packet(build_refusal(info, packet, Refusal::reset));
+    return;
+  }
   const std::uint64_t id = next_flow_id_++;
   std::optional<std::string> name;
   if (settings_.dns == DnsMode::fake_ip && fake_ips_.contains(info.flow.destination.ip)) {
@@ -321,7 +326,8 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     found = udp_sessions_.end();
   }
   if (found == udp_sessions_.end()) {
-    if (udp_sessions_.size() >= settings_.udp.max_sessions) {
+    // Near the memory limit an association is refused like one over the count limit.
+    if (udp_sessions_.size() >= settings_.udp.max_sessions || !memory_guard_.admit(uv_now(loop_))) {
       udp_counters_.drop(UdpDrop::session_limit);
       return nullptr;
     }
@@ -581,6 +587,9 @@ std::string Tunnel::counters_json() const {
   json += field("other_dropped", counters_.other_dropped) + ",";
   json += field("duplicate_syns", counters_.duplicate_syns) + ",";
   json += field("flow_limit_refusals", counters_.flow_limit_refusals) + ",";
+  json += field("memory_refusals", memory_guard_.refusals()) + ",";
+  json += field("memory_limit", memory_guard_.limit()) + ",";
+  json += field("memory_working_set", memory_guard_.working_set()) + ",";
   json += field("tun_read_errors", counters_.tun_read_errors) + ",";
   json += field("tun_write_errors", counters_.tun_write_errors) + ",";
   json += field("dns_answered", counters_.dns_answered) + ",";
