@@ -13,7 +13,8 @@
 # server goes through the SOCKS server or nowhere.
 #
 # Knobs (environment, set before topo_setup): TOPO_TUN_MTU (tunsocks --mtu; empty = its
-# default), TOPO_VETH_MTU (default 1500), TOPO_UPSTREAM_PORT (default 1080).
+# default), TOPO_VETH_MTU (default 1500), TOPO_UPSTREAM_PORT (default 1080), TOPO_NSENTER
+# (non-empty: start tunsocks with nsenter --net, keeping the host's /sys/fs/cgroup).
 #
 # Black-box: tunsocks is driven through its command line, its stderr log (`tun NAME up`,
 # one `flow id=...` line per flow, `counters {json}` on SIGUSR1) and the packets on the TUN.
@@ -229,7 +230,13 @@ start_tunsocks() {
     args=(--upstream "$UPSTREAM_URL" "${args[@]}")
   fi
   [[ -n "${TOPO_TUN_MTU:-}" ]] && args+=(--mtu "$TOPO_TUN_MTU")
-  start_bg "$name" ip netns exec "$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  if [[ -n "${TOPO_NSENTER:-}" ]]; then
+    # nsenter switches the network namespace only: `ip netns exec` also remounts /sys,
+    # which hides /sys/fs/cgroup (tunsocks' memory guard reads its cgroup there).
+    start_bg "$name" nsenter "--net=/run/netns/$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  else
+    start_bg "$name" ip netns exec "$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  fi
   _wait_started "$name" "tun $TUN_NAME up" "tunsocks"
   local pid_var="${name}_pid"
   log "tunsocks: $(grep -E "tun $TUN_NAME up" "$E2E_TMP/$name.log" | head -n 1) (pid ${!pid_var})"
