@@ -18,11 +18,11 @@ client --host H --port P --mode M [...]
   client-closes-first  send N bytes, shutdown(SHUT_WR), read to EOF
   server-closes-first  read to EOF, then send N bytes, shutdown(SHUT_WR), read to EOF
   read-until-error     send a few bytes the server never reads, read; `progress` once
-                       --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`;
-                       with --upload N, also send N bytes (from a thread) meanwhile
+                       --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`
   upload-then-abort    send --bytes, then close with SO_LINGER 0 (a RST)
   slow-read            read --progress bytes, sleep --pause seconds, read to EOF
-  send                 send --bytes, shutdown(SHUT_WR), read to EOF
+  send                 send --bytes, shutdown(SHUT_WR), read to EOF; a send that fails
+                       prints `send-failed end=<ERRNO>`
   probe                connect once; `result=connected|<ERRNO>|timeout ms=<elapsed>`
   hold                 open --count connections, send one byte on each, print
                        `connected count=N`, then wait for each to end
@@ -239,15 +239,6 @@ def client(a):
             say("closed", f"bytes={n2}", f"end={end2}")
     elif a.mode == "read-until-error":
         s.sendall(os.urandom(4096))  # never read by the server: its death is a RST
-        if a.upload:
-            # Keeps the chain's receive queues full up to the server (which never reads),
-            # so that a relay that dies holds unread bytes and its kernel resets.
-            def upload():
-                try:
-                    send_all(s, a.upload)
-                except OSError:
-                    pass
-            threading.Thread(target=upload, daemon=True).start()
         n = 0
         end = "eof"
         announced = False
@@ -291,7 +282,12 @@ def client(a):
             n += len(data)
         say("received", f"bytes={n}", f"sha256={h.hexdigest()}", f"end={end}")
     elif a.mode == "send":
-        sha_out = send_all(s, a.bytes)
+        try:
+            sha_out = send_all(s, a.bytes)
+        except OSError as e:
+            # The chain broke under the sender (a reset): say so, never a traceback.
+            say("send-failed", f"end={errname(e)}")
+            return 0
         s.shutdown(socket.SHUT_WR)
         say("sent", f"bytes={a.bytes}", f"sha256={sha_out}", "then=shutdown_wr")
         n, _, end = read_to_end(s)
@@ -331,8 +327,6 @@ def main():
     cl.add_argument("--bytes", type=int, default=0)
     cl.add_argument("--count", type=int, default=1)
     cl.add_argument("--progress", type=int, default=1 << 20)
-    cl.add_argument("--upload", type=int, default=0,
-                    help="read-until-error: also send this many bytes meanwhile")
     cl.add_argument("--pause", type=float, default=0.0)
     cl.add_argument("--timeout", type=float, default=30.0,
                     help="socket timeout: a hang becomes `timeout`, never a stuck test")
