@@ -65,7 +65,10 @@ Outcome run(ByteView in, std::uint8_t flags, const std::vector<std::size_t>& chu
   }
   out.status = handshake.status();
   out.reply_code = handshake.reply_code();
-  if (out.status == ClientHandshake::Status::failed) out.failure = handshake.failure();
+  if (out.status == ClientHandshake::Status::failed) {
+    out.failure = handshake.failure();
+    expect(!describe(*out.failure).empty() && !handshake.detail().empty());
+  }
   if (out.status == ClientHandshake::Status::succeeded) out.bound = handshake.bound();
   (void)handshake.reply_text();
   // Once over, the handshake takes nothing more.
