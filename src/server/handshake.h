@@ -113,7 +113,6 @@ class Handshake {
   Step step_ = Step::need_more;
   Protocol protocol_ = Protocol::unknown;
   socks::Bytes input_;
-  std::size_t read_ = 0;  // bytes of input_ already parsed
   socks::Bytes output_;
 
   socks::UserPassRequest credentials_;

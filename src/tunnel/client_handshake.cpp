@@ -103,9 +103,15 @@ socks::Bytes ClientHandshake::take_output() {
 }
 
 std::size_t ClientHandshake::feed(ByteView input) {
+  if (status_ != Status::in_progress) return 0;
+  // TCP may cut a message anywhere: the bytes of an incomplete one wait here, because
+  // callers hand over each read once and reuse their buffer.
+  const std::size_t held = partial_.size();
+  partial_.insert(partial_.end(), input.begin(), input.end());
+  const ByteView bytes(partial_);
   std::size_t used = 0;
-  while (status_ == Status::in_progress && used < input.size()) {
-    const ByteView rest = input.subspan(used);
+  while (status_ == Status::in_progress && used < bytes.size()) {
+    const ByteView rest = bytes.subspan(used);
     std::size_t step_used = 0;
     switch (step_) {
       case Step::method_selection:
@@ -134,7 +140,16 @@ std::size_t ClientHandshake::feed(ByteView input) {
     if (step_used == 0) break;  // incomplete (or failed without consuming)
     used += step_used;
   }
-  return used;
+  if (status_ == Status::in_progress) {
+    // Everything is taken; an incomplete message's bytes stay for the next call. Its
+    // size is bounded: a parser fails a message before its longest possible form ends.
+    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+    return input.size();
+  }
+  partial_.clear();
+  partial_.shrink_to_fit();
+  // Held bytes began a message that has now ended, so `used` covers them all.
+  return used >= held ? used - held : 0;
 }
 
 template <class Message, class Handle>

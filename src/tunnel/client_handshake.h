@@ -56,8 +56,10 @@ class ClientHandshake {
   // The bytes to send to the upstream now; empty when waiting for the upstream.
   [[nodiscard]] socks::Bytes take_output();
 
-  // Feeds bytes received from the upstream. Returns how many bytes the handshake used;
-  // once status() is succeeded, bytes beyond that belong to the relayed flow.
+  // Feeds bytes received from the upstream, each byte once: the bytes of a message cut
+  // short by the read are kept here until the rest arrives. Returns how many bytes of
+  // `input` the handshake used (all of them while in progress); once status() is
+  // succeeded, bytes beyond that belong to the relayed flow.
   std::size_t feed(socks::ByteView input);
 
   [[nodiscard]] Status status() const { return status_; }
@@ -91,6 +93,7 @@ class ClientHandshake {
   socks::Command command_;
   socks::Address destination_;
   socks::Bytes output_;
+  socks::Bytes partial_;  // upstream bytes of a message not yet complete
   Step step_ = Step::method_selection;
   Status status_ = Status::in_progress;
   HandshakeFailure failure_ = HandshakeFailure::protocol_error;

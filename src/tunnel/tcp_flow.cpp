@@ -342,6 +342,8 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
       offset += chunk;
     }
   }
+  app_out_ += offset;
+  host_.flow_counters().app_out += offset;
   // What lwIP could not take waits here; reading stops until it drains (bounded by one read).
   down_pending_.insert(down_pending_.end(), data + offset, data + length);
   tcp_output(pcb_);
@@ -360,6 +362,8 @@ void TcpFlow::pump_down() {
     }
     offset += chunk;
   }
+  app_out_ += offset;
+  host_.flow_counters().app_out += offset;
   down_pending_.erase(down_pending_.begin(), down_pending_.begin() + static_cast<long>(offset));
   if (down_pending_.empty()) down_pending_.shrink_to_fit();
   if (down_pending_.empty() && upstream_eof_ && !app_fin_sent_) {
@@ -430,6 +434,8 @@ bool TcpFlow::on_recv(pbuf* chain) {
     ++outstanding_;
     return false;
   }
+  app_in_ += chain->tot_len;
+  host_.flow_counters().app_in += chain->tot_len;
   auto write = std::make_unique<UpstreamWrite>();
   write->flow = this;
   write->chain = chain;

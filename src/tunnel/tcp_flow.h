@@ -54,6 +54,10 @@ struct FlowCounters {
   std::uint64_t flows_refused = 0;  // upstream said no, or could not be reached
   std::uint64_t bytes_up = 0;       // application → upstream, acknowledged by the upstream write
   std::uint64_t bytes_down = 0;     // upstream → application, handed to lwIP
+  // The other side of each direction, so that "nothing lost" is checkable from outside:
+  // on a clean end, app_in == bytes_up and app_out == bytes_down for every flow.
+  std::uint64_t app_in = 0;   // bytes lwIP delivered from the application
+  std::uint64_t app_out = 0;  // bytes queued into the application's connection (tcp_write)
 };
 
 // What a flow needs from the tunnel that owns it.
@@ -134,6 +138,8 @@ class TcpFlow {
   [[nodiscard]] const std::string& detail() const { return detail_; }
   [[nodiscard]] std::uint64_t bytes_up() const { return bytes_up_; }
   [[nodiscard]] std::uint64_t bytes_down() const { return bytes_down_; }
+  [[nodiscard]] std::uint64_t app_in() const { return app_in_; }
+  [[nodiscard]] std::uint64_t app_out() const { return app_out_; }
   [[nodiscard]] std::uint64_t started_ms() const { return started_ms_; }
 
   // Event handlers, called by the trampolines in tcp_flow.cpp (public only for them).
@@ -190,6 +196,8 @@ class TcpFlow {
   std::uint64_t writes_in_flight_ = 0;
   std::uint64_t bytes_up_ = 0;
   std::uint64_t bytes_down_ = 0;
+  std::uint64_t app_in_ = 0;
+  std::uint64_t app_out_ = 0;
   std::uint64_t started_ms_ = 0;
   std::uint64_t last_activity_ms_ = 0;
 };

@@ -174,6 +174,11 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
     write_packet(build_refusal(info, packet, Refusal::reset));
     return;
   }
+  if (!memory_guard_.admit(uv_now(loop_))) {
+    // A reset now beats the OOM killer later, which would end every open flow at once.
+    write_packet(build_refusal(info, packet, Refusal::reset));
+    return;
+  }
   const std::uint64_t id = next_flow_id_++;
   std::optional<std::string> name;
   if (goes_by_name(info.flow.destination.ip)) {
@@ -324,7 +329,8 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     found = udp_sessions_.end();
   }
   if (found == udp_sessions_.end()) {
-    if (udp_sessions_.size() >= settings_.udp.max_sessions) {
+    // Near the memory limit an association is refused like one over the count limit.
+    if (udp_sessions_.size() >= settings_.udp.max_sessions || !memory_guard_.admit(uv_now(loop_))) {
       udp_counters_.drop(UdpDrop::session_limit);
       return nullptr;
     }
@@ -537,12 +543,14 @@ void Tunnel::log_flow_end(const TcpFlow& flow) const {
   const std::uint64_t ms = uv_now(loop_) - flow.started_ms();
   const FlowKey& key = flow.key();
   TS_LOG_INFO(
-      "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu ms=%llu "
-      "end=%s%s%s",
+      "flow id=%llu src=%s dst=%s upstream=%s reply=%s up=%llu down=%llu app_in=%llu "
+      "app_out=%llu ms=%llu end=%s%s%s",
       static_cast<unsigned long long>(flow.id()), key.source.to_string().c_str(),
       key.destination.to_string().c_str(), flow.upstream().display.c_str(),
       net::log_token(flow.reply_text()).c_str(), static_cast<unsigned long long>(flow.bytes_up()),
-      static_cast<unsigned long long>(flow.bytes_down()), static_cast<unsigned long long>(ms),
+      static_cast<unsigned long long>(flow.bytes_down()),
+      static_cast<unsigned long long>(flow.app_in()),
+      static_cast<unsigned long long>(flow.app_out()), static_cast<unsigned long long>(ms),
       std::string(describe(flow.close_reason())).c_str(), flow.detail().empty() ? "" : " detail=",
       flow.detail().empty() ? "" : detail_token(flow.detail()).c_str());
 }
@@ -621,6 +629,8 @@ std::string Tunnel::counters_json() const {
   json += field("flows_refused", flow_counters_.flows_refused) + ",";
   json += field("bytes_up", flow_counters_.bytes_up) + ",";
   json += field("bytes_down", flow_counters_.bytes_down) + ",";
+  json += field("bytes_from_app", flow_counters_.app_in) + ",";
+  json += field("bytes_to_app", flow_counters_.app_out) + ",";
   json += field("packets_in", counters_.packets_in) + ",";
   json += field("packets_out", counters_.packets_out) + ",";
   json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
@@ -643,6 +653,9 @@ std::string Tunnel::counters_json() const {
   json += field("other_dropped", counters_.other_dropped) + ",";
   json += field("duplicate_syns", counters_.duplicate_syns) + ",";
   json += field("flow_limit_refusals", counters_.flow_limit_refusals) + ",";
+  json += field("memory_refusals", memory_guard_.refusals()) + ",";
+  json += field("memory_limit", memory_guard_.limit()) + ",";
+  json += field("memory_working_set", memory_guard_.working_set()) + ",";
   json += field("tun_read_errors", counters_.tun_read_errors) + ",";
   json += field("tun_write_errors", counters_.tun_write_errors) + ",";
   json += field("dns_answered", counters_.dns_answered) + ",";

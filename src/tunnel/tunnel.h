@@ -21,6 +21,7 @@
 #include "tunnel/dns_tcp_upstream.h"
 #include "tunnel/fake_ip_pool.h"
 #include "tunnel/lwip_stack.h"
+#include "tunnel/memory_guard.h"
 #include "tunnel/packet.h"
 #include "tunnel/tcp_flow.h"
 #include "tunnel/udp_packet.h"
@@ -195,6 +196,7 @@ class Tunnel final : public FlowHost,
   std::vector<std::uint8_t> read_buffer_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;
+  MemoryGuard memory_guard_;  // new flows are refused near the cgroup's memory limit
   std::uint64_t next_flow_id_ = 1;
   bool socks4_udp_warned_ = false;
   bool stopping_ = false;

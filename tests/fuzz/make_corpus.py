@@ -88,6 +88,60 @@ SEEDS = {
     },
 }
 
+# The state-machine targets read two bytes of options and chunking first (see each target's
+# header comment), then the bytes of one side of a handshake.
+SOCKS5_OK_IPV4 = h("05 00 00 01 0a 00 00 01 04 38")
+
+
+def reply_with_domain(length, code="00"):
+    return h(f"05 {code} 00 03") + bytes([length]) + b"r" * length + h("04 38")
+
+
+SEEDS["server_handshake"] = {
+    "socks5_connect_ipv4_pipelined": h("00 07") + h("05 01 00")
+    + h("05 01 00 01 01 02 03 04 00 50") + b"GET / HTTP/1.1\r\n",
+    "socks5_user_pass_accepted_domain": h("03 05") + h("05 02 00 02") + h("01") + name("Fred")
+    + name("secret") + h("05 01 00 03") + name("example.com") + h("01 bb"),
+    "socks5_user_pass_rejected": h("01 02") + h("05 01 02") + h("01") + name("Fred") + name("x"),
+    "socks5_udp_associate_ipv6": h("00 0b") + h("05 01 00") + h("05 03 00 04") + bytes(15)
+    + h("01 00 35"),
+    "socks5_bind": h("00 0c") + h("05 01 00") + h("05 02 00 01 0a 00 00 02 00 15"),
+    "socks5_no_acceptable_method": h("00 04") + h("05 01 01"),
+    "socks4_connect_user_id": h("00 03") + h("04 01 00 50 42 66 07 63") + b"Fred\0" + b"data",
+    "socks4a_connect": h("00 09") + h("04 01 01 bb 00 00 00 01") + b"\0example.com\0",
+    "socks4_where_users_are_required": h("01 0d") + h("04 01 00 50 7f 00 00 01") + b"\0",
+    "not_socks": h("00 01") + b"GET / HTTP/1.1\r\n\r\n",
+}
+SEEDS["client_handshake"] = {
+    "socks5_reply_then_payload": h("00 05") + h("05 00") + SOCKS5_OK_IPV4 + b"SSH-2.0-x\r\n",
+    "socks5_user_pass_domain_255_then_payload": h("02 06") + h("05 02") + h("01 00")
+    + reply_with_domain(255) + b"payload",
+    "socks5_domain_1": h("00 07") + h("05 00") + reply_with_domain(1),
+    "socks5_domain_63_name_destination": h("10 08") + h("05 00") + reply_with_domain(63),
+    "socks5_domain_0": h("00 0e") + h("05 00") + reply_with_domain(0),
+    "socks5_refused_pipelined": h("04 0d") + h("05 00") + reply_with_domain(7, "05"),
+    "socks5_udp_associate_ipv6": h("08 0b") + h("05 00") + h("05 00 00 04") + bytes(15)
+    + h("01 13 88"),
+    "socks5_no_acceptable": h("00 0c") + h("05 ff"),
+    "socks5_auth_failed": h("02 0f") + h("05 02") + h("01 01"),
+    "socks4_granted_then_payload": h("01 09") + h("00 5a 00 00 00 00 00 00") + b"hello",
+    "socks4_rejected": h("01 0a") + h("00 5b 00 00 00 00 00 00"),
+}
+SEEDS["socksd_config"] = {
+    "example": (HERE.parent.parent / "configs" / "socksd.json").read_bytes(),
+    "minimal": b'{"listen": ["127.0.0.1:1080"]}',
+    "open_private_limits": b'{"listen": ["0.0.0.0:1080", "[::]:1080"], "allow_open": true, '
+    b'"allow_private": true, "log_level": "debug", "enable_bind": true, '
+    b'"limits": {"max_connections": 5, "handshake_timeout_s": 1}}',
+    "rules": b'{"listen": ["127.0.0.1:1080"], "users": [{"name": "a", "password": "b"}], '
+    b'"rules": [{"action": "allow", "users": ["a"], "clients": ["10.0.0.0/8"], '
+    b'"destinations": ["::/0"], "domains": ["*.example"], "ports": [80, "1000-2000"], '
+    b'"commands": ["connect", "bind", "udp_associate"]}, {"action": "deny"}]}',
+    "wrong_type": b'{"listen": "127.0.0.1:1080", "limits": {"max_connections": -1}}',
+    "duplicate_key": b'{"allow_open": true, "allow_open": false}',
+    "not_json": b'{"listen": [',
+}
+
 for target, seeds in SEEDS.items():
     folder = HERE / "corpus" / target
     folder.mkdir(parents=True, exist_ok=True)

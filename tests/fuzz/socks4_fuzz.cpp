@@ -35,7 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     expect(m.user_id.size() <= kMaxSocks4UserId && m.domain.size() <= kMaxDomainLength);
     expect(m.is_socks4a() == (m.ip[0] == 0 && m.ip[1] == 0 && m.ip[2] == 0 && m.ip[3] != 0));
     (void)to_string(m.destination());
+    expect(!describe(m.command).empty());
   }
-  check_stream(kResponse, in);
+  if (const auto reply = check_stream(kResponse, in); reply.has_value() && reply->complete()) {
+    // Every code has a name for the logs, known or not.
+    expect(!describe(reply->message->code).empty() && !reply_token(reply->message->code).empty());
+  }
   return 0;
 }

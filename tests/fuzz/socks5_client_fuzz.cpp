@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const ByteView in(data, size);
   check_stream(kStatus, in);
   if (const auto reply = check_stream(kResponse, in); reply.has_value() && reply->complete()) {
-    (void)describe(reply->message->code);
+    expect(!describe(reply->message->code).empty() && !reply_token(reply->message->code).empty());
     (void)to_string(reply->message->bound);
   }
 

@@ -39,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_stream(kUserPass, in);
   if (const auto request = check_stream(kRequest, in); request.has_value() && request->complete()) {
     (void)to_string(request->message->destination);
+    expect(!describe(request->message->command).empty());
   }
 
   // greeting, [username/password if offered], request: all in one buffer.

@@ -39,6 +39,23 @@ void check_dns(PacketView payload) {
   expect(!again.has_value());  // a response is never taken for a query
 }
 
+// What tunsocks writes back for a refused SYN is a packet it would itself accept, going
+// the other way: a TCP reset, or an ICMP error that quotes the SYN.
+void check_refusals(const PacketInfo& syn, PacketView packet) {
+  for (Refusal refusal :
+       {Refusal::reset, Refusal::network_unreachable, Refusal::host_unreachable}) {
+    const PacketBytes answer = build_refusal(syn, packet, refusal);
+    const auto back = classify(answer);
+    expect(back.has_value() && back->version == syn.version);
+    expect(back->flow.source.ip == syn.flow.destination.ip &&
+           back->flow.destination.ip == syn.flow.source.ip);
+    if (refusal == Refusal::reset) {
+      expect(back->protocol == kProtoTcp && back->flow.source.port == syn.flow.destination.port &&
+             back->flow.destination.port == syn.flow.source.port);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -53,8 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     offset += packet.size();
     now += 1000;
     auto info = classify(packet);
-    if (!info) continue;
+    if (!info) {
+      expect(!describe(info.error()).empty());
+      continue;
+    }
     expect(info->total_length <= packet.size() && info->ip_header_length <= info->total_length);
+    (void)FlowKeyHash{}(info->flow);
+    if (info->is_tcp_syn()) check_refusals(*info, packet.first(info->total_length));
     if (info->protocol == kProtoIcmp || info->protocol == kProtoIcmpv6) {
       if (auto reply = build_echo_reply(*info, packet)) expect(classify(*reply).has_value());
       continue;

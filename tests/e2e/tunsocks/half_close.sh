@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Half-close through the TUN, both ways (socksd upstream).
-#  client first: the app sends 3 MiB and shuts down its write side; the server reads to
-#    EOF (so the FIN crossed tunsocks), only then sends 8 MiB; the app receives all of it.
-#  server first: the server sends 8 MiB and shuts down its write side; the app reads to
-#    EOF, only then sends 3 MiB; the server receives all of it.
+#  client first: the app sends 8 MiB and shuts down its write side; the server reads to
+#    EOF (so the FIN crossed tunsocks), only then sends 1 MiB and closes; the app receives
+#    all of it, then EOF.
+#  server first (the mirror): the server sends 8 MiB and shuts down its write side; the
+#    app reads to EOF, only then sends 1 MiB; the server receives all of it.
 # Both sides compare sha256 and byte counts; the flow lines say end=eof with up= and
-# down= equal to what each side sent.
+# down= equal to what each side sent, and tunsocks' two sides of each direction agree.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -14,15 +15,15 @@ topo_setup
 start_socksd s
 start_tunsocks ts
 
-small=$((3 * 1024 * 1024))
+small=$((1 * 1024 * 1024))
 large=$((8 * 1024 * 1024))
 
 # line_of FILE WORD: the first line of FILE starting with WORD.
 line_of() { grep -E "^$2( |\$)" "$1" | head -n 1 || true; }
 
 # --- the client closes first
-start_peer hc1 "$SERVER_IP4" client-closes-first --bytes "$large"
-peer_client --host "$SERVER_IP4" --port "$hc1_port" --mode client-closes-first --bytes "$small" --timeout 30 \
+start_peer hc1 "$SERVER_IP4" client-closes-first --bytes "$small"
+peer_client --host "$SERVER_IP4" --port "$hc1_port" --mode client-closes-first --bytes "$large" --timeout 30 \
   >"$E2E_TMP/c1.out" 2>&1 || fail "client-closes-first client failed: $(cat "$E2E_TMP/c1.out")"
 c_sent=$(line_of "$E2E_TMP/c1.out" sent)
 c_recv=$(line_of "$E2E_TMP/c1.out" received)
@@ -32,17 +33,17 @@ s_recv=$(line_of "$E2E_TMP/hc1.log" received)
 s_sent=$(line_of "$E2E_TMP/hc1.log" sent)
 [[ -n $c_sent && -n $c_recv ]] || fail "client-closes-first: client output incomplete: $(cat "$E2E_TMP/c1.out")"
 expect_field "$s_recv" end eof
-expect_field "$s_recv" bytes "$small"
+expect_field "$s_recv" bytes "$large"
 expect_field "$s_recv" sha256 "$(field "$c_sent" sha256)"
 expect_field "$c_recv" end eof
-expect_field "$c_recv" bytes "$large"
+expect_field "$c_recv" bytes "$small"
 expect_field "$c_recv" sha256 "$(field "$s_sent" sha256)"
 port=$(field "$(line_of "$E2E_TMP/c1.out" connected)" port)
 line=$(flow_line ts "$port")
 expect_field "$line" reply succeeded
 expect_field "$line" end eof
-expect_field "$line" up "$small"
-expect_field "$line" down "$large"
+expect_field "$line" up "$large"
+expect_field "$line" down "$small"
 log "ok: client closes first: $line"
 
 # --- the server closes first
@@ -76,4 +77,6 @@ log "ok: server closes first: $line"
 
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == 0 ]] || fail "counters: flows_open != 0 after both flows ended: $c"
+[[ $(expect_balanced_flows ts) == 2 ]] || fail "expected 2 clean flow lines"
+expect_balanced_counters "$c"
 expect_alive ts

@@ -21,7 +21,8 @@ client --host H --port P --mode M [...]
                        --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`
   upload-then-abort    send --bytes, then close with SO_LINGER 0 (a RST)
   slow-read            read --progress bytes, sleep --pause seconds, read to EOF
-  send                 send --bytes, shutdown(SHUT_WR), read to EOF
+  send                 send --bytes, shutdown(SHUT_WR), read to EOF; a send that fails
+                       prints `send-failed end=<ERRNO>`
   probe                connect once; `result=connected|<ERRNO>|timeout ms=<elapsed>`
   hold                 open --count connections, send one byte on each, print
                        `connected count=N`, then wait for each to end
@@ -281,7 +282,12 @@ def client(a):
             n += len(data)
         say("received", f"bytes={n}", f"sha256={h.hexdigest()}", f"end={end}")
     elif a.mode == "send":
-        sha_out = send_all(s, a.bytes)
+        try:
+            sha_out = send_all(s, a.bytes)
+        except OSError as e:
+            # The chain broke under the sender (a reset): say so, never a traceback.
+            say("send-failed", f"end={errname(e)}")
+            return 0
         s.shutdown(socket.SHUT_WR)
         say("sent", f"bytes={a.bytes}", f"sha256={sha_out}", "then=shutdown_wr")
         n, _, end = read_to_end(s)

@@ -13,7 +13,8 @@
 # server goes through the SOCKS server or nowhere.
 #
 # Knobs (environment, set before topo_setup): TOPO_TUN_MTU (tunsocks --mtu; empty = its
-# default), TOPO_VETH_MTU (default 1500), TOPO_UPSTREAM_PORT (default 1080).
+# default), TOPO_VETH_MTU (default 1500), TOPO_UPSTREAM_PORT (default 1080), TOPO_NSENTER
+# (non-empty: start tunsocks with nsenter --net, keeping the host's /sys/fs/cgroup).
 #
 # Black-box: tunsocks is driven through its command line, its stderr log (`tun NAME up`,
 # one `flow id=...` line per flow, `counters {json}` on SIGUSR1) and the packets on the TUN.
@@ -229,7 +230,13 @@ start_tunsocks() {
     args=(--upstream "$UPSTREAM_URL" "${args[@]}")
   fi
   [[ -n "${TOPO_TUN_MTU:-}" ]] && args+=(--mtu "$TOPO_TUN_MTU")
-  start_bg "$name" ip netns exec "$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  if [[ -n "${TOPO_NSENTER:-}" ]]; then
+    # nsenter switches the network namespace only: `ip netns exec` also remounts /sys,
+    # which hides /sys/fs/cgroup (tunsocks' memory guard reads its cgroup there).
+    start_bg "$name" nsenter "--net=/run/netns/$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  else
+    start_bg "$name" ip netns exec "$client_ns" "$TUNSOCKS" --tun "$TUN_NAME" "${args[@]}"
+  fi
   _wait_started "$name" "tun $TUN_NAME up" "tunsocks"
   local pid_var="${name}_pid"
   log "tunsocks: $(grep -E "tun $TUN_NAME up" "$E2E_TMP/$name.log" | head -n 1) (pid ${!pid_var})"
@@ -501,3 +508,46 @@ kstat() {
     $1 == p { if (!seen) { for (i = 2; i <= NF; i++) name[i] = $i; seen = 1 }
               else for (i = 2; i <= NF; i++) if (name[i] == key) print $i }' "/proc/net/$2"
 }
+
+# expect_balanced_flows NAME: "nothing lost" in tunsocks' own accounting. Every flow line
+# of tunsocks NAME that ended cleanly (end=eof) must show as many bytes written upstream as
+# the application sent (up == app_in) and as many queued to the application as the upstream
+# sent (down == app_out). Prints the number of clean flows checked.
+expect_balanced_flows() {
+  local bad n
+  bad=$(awk '/flow id=[0-9]+ .* end=eof( |$)/ {
+      delete f
+      for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) f[substr($i, 1, p - 1)] = substr($i, p + 1)
+      if (f["app_in"] != f["up"] || f["app_out"] != f["down"]) { print; exit }
+    }' "$E2E_TMP/$1.log")
+  [[ -z $bad ]] || fail "a flow ended cleanly but its two sides differ (app_in vs up, app_out vs down): $bad"
+  n=$(grep -cE 'flow id=[0-9]+ .* end=eof( |$)' "$E2E_TMP/$1.log" || true)
+  printf '%s\n' "$n"
+}
+
+# expect_balanced_counters JSON: with no flow open and every flow ended cleanly, the
+# counters' two sides of each direction agree.
+expect_balanced_counters() {
+  local c=$1
+  [[ $(json_get "$c" bytes_from_app) == "$(json_get "$c" bytes_up)" ]] ||
+    fail "counters: bytes_from_app != bytes_up with every flow ended cleanly: $c"
+  [[ $(json_get "$c" bytes_to_app) == "$(json_get "$c" bytes_down)" ]] ||
+    fail "counters: bytes_to_app != bytes_down with every flow ended cleanly: $c"
+}
+
+# start_echo NAME HOST: hold_many.py's one-thread echo server (thousands of connections)
+# in the server namespace. Sets NAME_port.
+HOLD_MANY="$TUNSOCKS_E2E_DIR/hold_many.py"
+start_echo() {
+  local name=$1 host=$2
+  start_bg "$name" ip netns exec "$server_ns" "$SYSTEM_PYTHON" -u "$HOLD_MANY" serve --host "$host"
+  _wait_started "$name" 'listening on .*:[0-9]+' "echo server"
+  local addr
+  addr=$(grep -Eo 'listening on .*:[0-9]+' "$E2E_TMP/$name.log" | head -n 1)
+  printf -v "${name}_port" '%s' "${addr##*:}"
+}
+
+# fd_count PID, rss_kb PID, cpu_ticks PID (user + system, in CLK_TCK units): from /proc.
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

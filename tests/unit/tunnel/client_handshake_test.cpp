@@ -64,6 +64,30 @@ TEST_CASE("socks5_reply_split_one_byte_at_a_time") {
   CHECK(handshake.status() == ClientHandshake::Status::succeeded);
 }
 
+// The flow, the UDP association and DNS over TCP hand each read to feed() once and reuse
+// their buffer: a message cut by TCP must not lose its first bytes.
+TEST_CASE("socks5_reply_in_pieces_each_fed_once") {
+  ClientHandshake handshake(socks5(true), socks::Command::connect, kDestination);
+  (void)handshake.take_output();
+  Bytes reply = {0x05, 0x00, 0x00, 0x03, 13};
+  for (char c : std::string("proxy.example"))
+    reply.push_back(static_cast<std::uint8_t>(c));
+  reply.insert(reply.end(), {0x9C, 0x40, 'P', 'A', 'Y'});
+  CHECK(handshake.feed(Bytes{0x05}) == 1);
+  CHECK(handshake.feed(Bytes{0x02, 0x01}) == 2);  // selection's end, the status's start
+  CHECK(handshake.status() == ClientHandshake::Status::in_progress);
+  CHECK(handshake.feed(Bytes{0x00}) == 1);
+  CHECK(handshake.status() == ClientHandshake::Status::in_progress);
+  for (std::size_t i = 0; i + 1 < reply.size() - 3; ++i) {
+    CHECK(handshake.feed(Bytes{reply[i]}) == 1);
+    CHECK(handshake.status() == ClientHandshake::Status::in_progress);
+  }
+  // The reply's last byte and the first payload bytes in one read.
+  CHECK(handshake.feed(Bytes(reply.end() - 4, reply.end())) == 1);
+  CHECK(handshake.status() == ClientHandshake::Status::succeeded);
+  CHECK(handshake.bound() == socks::Address::name("proxy.example", 40000));
+}
+
 TEST_CASE("socks5_pipelined_request_goes_out_with_the_greeting") {
   ClientHandshake handshake(socks5(false, true), socks::Command::connect, kDestination);
   Bytes expected = {0x05, 0x01, 0x00};
