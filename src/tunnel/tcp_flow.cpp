@@ -122,7 +122,13 @@ std::expected<void, std::string> connect_upstream(uv_loop_t* loop, uv_tcp_t& han
                                                   uv_connect_cb on_connect, bool& opened) {
   opened = false;
   int status = uv_tcp_init_ex(loop, &handle, upstream.address.ss_family);
-  if (status < 0) return std::unexpected(std::string("socket: ") + uv_err_name(status));
+  if (status < 0) {
+    // libuv sets the handle's type before socket() fails (EMFILE), and the flow and DNS
+    // over TCP take "type is UV_TCP" to mean "opened, close it": closing a handle libuv
+    // never registered ran a close callback nobody counted (outstanding_ < 0).
+    handle = uv_tcp_t{};
+    return std::unexpected(std::string("socket: ") + uv_err_name(status));
+  }
   opened = true;
   uv_os_fd_t fd = -1;
   if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&handle), &fd) == 0 &&
