@@ -20,6 +20,7 @@ namespace {
 using tunsocks::socks::Bytes;
 using tunsocks::socks::ByteView;
 using tunsocks::socks::fuzz::expect;
+using tunsocks::socks::fuzz::random_chunks;
 using tunsocks::tunnel::ClientHandshake;
 
 struct Outcome {
@@ -81,18 +82,10 @@ Outcome run(ByteView in, std::uint8_t flags, const std::vector<std::size_t>& chu
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   const std::uint8_t flags = data[0];
-  std::uint32_t state = data[1] * 2654435761u + 1;
   const ByteView in(data + 2, size - 2);
 
   const Outcome whole = run(in, flags, {in.size()});
-  std::vector<std::size_t> chunks;
-  for (std::size_t left = in.size(); left > 0;) {
-    state = state * 1103515245u + 12345u;
-    const std::size_t n = std::min<std::size_t>(left, 1 + (state >> 16) % 16);
-    chunks.push_back(n);
-    left -= n;
-  }
-  const Outcome chunked = run(in, flags, chunks);
+  const Outcome chunked = run(in, flags, random_chunks(in.size(), data[1]));
   expect(same_end(whole, chunked));
   // What was said may differ only in what a failure cut short: a request queued behind a
   // method selection in the same read as a bad reply is never taken when all comes at once.

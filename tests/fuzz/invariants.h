@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "socks/codec.h"
 
@@ -97,6 +98,20 @@ template <class Message>
 ByteView rest_after(const ParseResult<Message>& result, ByteView in) {
   if (!result.has_value() || !result->complete()) return {};
   return in.subspan(result->consumed);
+}
+
+// Sizes of the pieces a stream of `total` bytes arrives in, 1..16 bytes each, from `seed`:
+// a handshake fed in these pieces must end exactly as when fed whole.
+inline std::vector<std::size_t> random_chunks(std::size_t total, std::uint8_t seed) {
+  std::uint32_t state = seed * 2654435761u + 1;
+  std::vector<std::size_t> chunks;
+  for (std::size_t left = total; left > 0;) {
+    state = state * 1103515245u + 12345u;
+    const std::size_t n = std::min<std::size_t>(left, 1 + (state >> 16) % 16);
+    chunks.push_back(n);
+    left -= n;
+  }
+  return chunks;
 }
 
 }  // namespace tunsocks::socks::fuzz
