@@ -41,8 +41,17 @@ import time
 CHUNK = 1 << 16
 
 
+_say_lock = threading.Lock()
+
+
 def say(*words):
-    print(" ".join(str(w) for w in words), flush=True)
+    # One write per line, under a lock: the server's threads print concurrently, and
+    # print() writes the text and its newline separately, so two lines could run together
+    # ("...end=ECONNRESETreceived ...") and a line count would come out short.
+    line = " ".join(str(w) for w in words) + "\n"
+    with _say_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def errname(e):
