@@ -194,7 +194,7 @@ def markdown(report):
     header = "| figure |" + (" direct |" if direct else "")
     rule = "|---|" + ("---:|" if direct else "")
     for name in tunsocks_names:
-        mtu = name.split("mtu", 1)[1]
+        mtu = name.split("mtu", 1)[1].replace("-nooffload", ", no offload")
         header += f" tunsocks MTU {mtu} |" + (" ÷ direct |" if direct else "")
         rule += "---:|" + ("---:|" if direct else "")
     lines += [header, rule]

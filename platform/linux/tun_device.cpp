@@ -89,6 +89,18 @@ std::expected<void, TunError> set_ipv6(const std::string& name, int index,
   return {};
 }
 
+// Asks for checksum and segmentation offload, then checksums alone, then nothing: an
+// older or unusual kernel may refuse a flag, and the header works without any of them.
+TunOffload negotiate_offload(int fd) {
+  TunOffload offload{.vnet_header = true};
+  if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0) {
+    offload.checksum = offload.segmentation = true;
+  } else if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM) == 0) {
+    offload.checksum = true;
+  }
+  return offload;
+}
+
 }  // namespace
 
 // Runs the calling thread in another network namespace until destroyed. Everything the
@@ -155,7 +167,7 @@ std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
 
   ifreq request = request_for(config.name);
   // IFF_NO_PI: packets are bare IP, no 4-byte packet-information prefix to strip or add.
-  request.ifr_flags = IFF_TUN | IFF_NO_PI;
+  request.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (config.offload ? IFF_VNET_HDR : 0));
   if (::ioctl(fd, TUNSETIFF, &request) < 0) {
     int code = errno;
     ::close(fd);
@@ -176,6 +188,7 @@ std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
     return std::unexpected(error_for(code, "cannot create TUN device " + config.name));
   }
   std::string name = request.ifr_name;
+  const TunOffload offload = config.offload ? negotiate_offload(fd) : TunOffload{};
 
   auto fail = [fd](TunError error) {
     ::close(fd);
@@ -228,14 +241,15 @@ std::expected<TunDevice, TunError> TunDevice::open(const TunConfig& config) {
   if (::ioctl(sock.fd(), SIOCGIFMTU, &mtu) < 0) {
     return fail(error_for(errno, "cannot read the MTU of " + name));
   }
-  return TunDevice(fd, std::move(name), mtu.ifr_mtu, index);
+  return TunDevice(fd, std::move(name), mtu.ifr_mtu, index, offload);
 }
 
 TunDevice::TunDevice(TunDevice&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       name_(std::move(other.name_)),
       mtu_(other.mtu_),
-      index_(other.index_) {}
+      index_(other.index_),
+      offload_(other.offload_) {}
 
 TunDevice::~TunDevice() {
   // Closing the last fd of a non-persistent TUN device removes it, with its addresses

@@ -32,6 +32,16 @@ struct TunConfig {
   // while the process, and so every upstream socket, stays in its own: only that
   // namespace is routed through the proxy, and its routes cannot loop the upstream back.
   std::string netns;
+  // Ask for the virtio-net header with checksum and segmentation offload (see
+  // src/tunnel/tun_io.h); what the kernel grants is in TunDevice::offload().
+  bool offload = true;
+};
+
+// What the device was opened with.
+struct TunOffload {
+  bool vnet_header = false;   // IFF_VNET_HDR: a virtio_net_hdr before every packet
+  bool checksum = false;      // TUN_F_CSUM
+  bool segmentation = false;  // TUN_F_TSO4 | TUN_F_TSO6
 };
 
 class TunDevice {
@@ -49,15 +59,17 @@ class TunDevice {
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] int mtu() const { return mtu_; }
   [[nodiscard]] int index() const { return index_; }
+  [[nodiscard]] const TunOffload& offload() const { return offload_; }
 
  private:
-  TunDevice(int fd, std::string name, int mtu, int index)
-      : fd_(fd), name_(std::move(name)), mtu_(mtu), index_(index) {}
+  TunDevice(int fd, std::string name, int mtu, int index, TunOffload offload)
+      : fd_(fd), name_(std::move(name)), mtu_(mtu), index_(index), offload_(offload) {}
 
   int fd_ = -1;
   std::string name_;
   int mtu_ = 0;
   int index_ = 0;
+  TunOffload offload_;
 };
 
 }  // namespace tunsocks::platform

@@ -259,7 +259,7 @@ std::string read_name(const json& value, const std::string& path, std::string_vi
 void read_tun(const json& object, GlobalSettings& global) {
   const std::string path = "/tun";
   expect_object(object, path);
-  check_keys(object, path, {"name", "mtu", "address", "address6", "netns"});
+  check_keys(object, path, {"name", "mtu", "offload", "address", "address6", "netns"});
   if (const json* v = find(object, "name")) {
     global.tun_name = read_string(*v, "/tun/name", "an interface name");
     if (global.tun_name.empty() || global.tun_name.size() > 15 ||
@@ -271,6 +271,7 @@ void read_tun(const json& object, GlobalSettings& global) {
   if (const json* v = find(object, "mtu")) {
     global.mtu = static_cast<int>(read_count(*v, "/tun/mtu", 576, 65535));
   }
+  if (const json* v = find(object, "offload")) global.offload = read_bool(*v, "/tun/offload");
   if (const json* v = find(object, "address")) {
     auto address = parse_interface_address(read_string(*v, "/tun/address", "an IPv4 CIDR"), false);
     if (!address) fail("/tun/address", address.error());
@@ -417,6 +418,7 @@ std::string describe_effective(const TunsocksConfig& config, const Profile& prof
   const GlobalSettings& global = config.global;
   json tun = {{"name", global.tun_name},
               {"mtu", global.mtu},
+              {"offload", global.offload},
               {"address", global.address.to_string()},
               {"address6", global.address6 ? json(global.address6->to_string()) : json(nullptr)}};
   if (!global.netns.empty()) tun["netns"] = global.netns;

@@ -68,6 +68,7 @@ struct GlobalSettings {
   std::string tun_name = "tun0";
   std::string netns;  // empty: the TUN is created in tunsocks' own namespace
   int mtu = 65535;
+  bool offload = true;  // the TUN's checksum and segmentation offload (src/tunnel/tun_io.h)
   InterfaceAddress address{*net::IpAddress::parse("172.19.0.1"), 30};
   std::optional<InterfaceAddress> address6 =
       InterfaceAddress{*net::IpAddress::parse("fdfe:dcba:9876::1"), 126};

@@ -22,17 +22,25 @@ std::uint32_t loop_clock(void* context) {
   return static_cast<std::uint32_t>(uv_now(static_cast<uv_loop_t*>(context)));
 }
 
-// lwIP hands out chains; the TUN wants one contiguous packet per write.
-void send_chain(pbuf* chain, std::vector<std::uint8_t>& scratch) {
+// lwIP hands out chains; they go to the TUN as they are, in one writev. lwIP puts the IP
+// and TCP headers in the chain's first pbuf.
+void send_chain(pbuf* chain, std::vector<std::span<std::uint8_t>>& pieces) {
   if (g_stack == nullptr) return;
-  if (chain->next == nullptr) {
-    g_stack->output({static_cast<const std::uint8_t*>(chain->payload), chain->len});
-    return;
+  pieces.clear();
+  for (pbuf* part = chain; part != nullptr; part = part->next) {
+    if (part->len != 0) pieces.emplace_back(static_cast<std::uint8_t*>(part->payload), part->len);
   }
-  scratch.resize(chain->tot_len);
-  pbuf_copy_partial(chain, scratch.data(), chain->tot_len, 0);
-  g_stack->output(scratch);
+  g_stack->output(pieces);
 }
+
+// The MSS an application announces when it sends through the TUN at `mtu`: a flow with
+// it may get large segments, which the kernel cuts back to exactly that.
+std::uint16_t mtu_mss(int mtu, bool v4) {
+  return static_cast<std::uint16_t>(mtu - (v4 ? 40 : 60));
+}
+// Segments lwIP sends when the kernel cuts them: the largest that fit an IP packet with
+// an IPv6 header and the most TCP options lwIP adds (SACK blocks), rounded down.
+constexpr std::uint16_t kLargeSegment = 65535 - 60 - 40;
 
 net::Endpoint endpoint_of(const ip_addr_t& address, std::uint16_t port) {
   net::Endpoint endpoint;
@@ -55,20 +63,21 @@ struct LwipStack::Impl {
   netif interface {};
   tcp_pcb* listener = nullptr;
   uv_timer_t timer{};
-  std::vector<std::uint8_t> scratch;
+  std::vector<std::span<std::uint8_t>> pieces;       // the chain being written, reused
+  u16_t checksum_flags = NETIF_CHECKSUM_ENABLE_ALL;  // for packets not vouched for
 };
 
 namespace {
 
-std::vector<std::uint8_t>* g_scratch = nullptr;  // reassembles chains for the TUN write
+std::vector<std::span<std::uint8_t>>* g_pieces = nullptr;
 
 err_t netif_output_ip4(netif*, pbuf* chain, const ip4_addr_t*) {
-  send_chain(chain, *g_scratch);
+  send_chain(chain, *g_pieces);
   return ERR_OK;
 }
 
 err_t netif_output_ip6(netif*, pbuf* chain, const ip6_addr_t*) {
-  send_chain(chain, *g_scratch);
+  send_chain(chain, *g_pieces);
   return ERR_OK;
 }
 
@@ -93,11 +102,11 @@ void on_timer(uv_timer_t*) {
 
 }  // namespace
 
-LwipStack::LwipStack(uv_loop_t* loop, Delegate& delegate, int mtu)
-    : impl_(std::make_unique<Impl>()), delegate_(delegate) {
+LwipStack::LwipStack(uv_loop_t* loop, Delegate& delegate, Options options)
+    : impl_(std::make_unique<Impl>()), delegate_(delegate), options_(options) {
   assert(g_stack == nullptr && "one lwIP stack per process");
   g_stack = this;
-  g_scratch = &impl_->scratch;
+  g_pieces = &impl_->pieces;
   tunsocks_lwip_set_clock(loop_clock, loop);
   if (!g_lwip_initialised) {
     lwip_init();
@@ -105,7 +114,13 @@ LwipStack::LwipStack(uv_loop_t* loop, Delegate& delegate, int mtu)
   }
   netif& interface = impl_->interface;
   netif_add_noaddr(&interface, nullptr, netif_setup, ip_input);
-  interface.mtu = static_cast<u16_t>(mtu);
+  // With large segments lwIP's own limit is the largest IP packet; the MSS of each flow
+  // (below, in accept) decides what it sends.
+  interface.mtu = static_cast<u16_t>(options_.large_segments ? 65535 : options_.mtu);
+  if (options_.kernel_checksums) {
+    impl_->checksum_flags = static_cast<u16_t>(NETIF_CHECKSUM_ENABLE_ALL & ~NETIF_CHECKSUM_GEN_TCP);
+  }
+  NETIF_SET_CHECKSUM_CTRL(&interface, impl_->checksum_flags);
   // Our patch: every destination that arrives on this netif is ours.
   interface.flags |= NETIF_FLAG_ACCEPT_ANY_DST;
   netif_set_default(&interface);
@@ -127,7 +142,7 @@ LwipStack::~LwipStack() {
   netif_remove(&impl_->interface);
   tunsocks_lwip_set_clock(nullptr, nullptr);
   g_stack = nullptr;
-  g_scratch = nullptr;
+  g_pieces = nullptr;
 }
 
 void LwipStack::close() {
@@ -135,13 +150,16 @@ void LwipStack::close() {
   if (!uv_is_closing(timer)) uv_close(timer, nullptr);
 }
 
-void LwipStack::input(PacketView packet) {
+void LwipStack::input(PacketView packet, bool checksum_trusted) {
   pbuf* chain = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
   if (chain == nullptr) {
     ++counters_.input_errors;
     return;
   }
   std::memcpy(chain->payload, packet.data(), packet.size());
+  NETIF_SET_CHECKSUM_CTRL(&impl_->interface, checksum_trusted
+                                                 ? impl_->checksum_flags & ~NETIF_CHECKSUM_CHECK_TCP
+                                                 : impl_->checksum_flags);
   if (impl_->interface.input(chain, &impl_->interface) != ERR_OK) {
     ++counters_.input_errors;
     pbuf_free(chain);
@@ -164,11 +182,16 @@ void LwipStack::check_timeouts() {
   sys_check_timeouts();
 }
 
-void LwipStack::output(PacketView packet) {
+void LwipStack::output(PacketPieces packet) {
   delegate_.on_lwip_output(packet);
 }
 
 bool LwipStack::accept(tcp_pcb* pcb) {
+  if (options_.large_segments && pcb->mss == mtu_mss(options_.mtu, IP_IS_V4_VAL(pcb->remote_ip))) {
+    // The kernel will cut our segments to exactly the MSS the application asked for. A
+    // flow that asked for less (a clamped MSS) keeps it: the cut would not honour it.
+    pcb->mss = kLargeSegment;
+  }
   FlowKey key{endpoint_of(pcb->remote_ip, pcb->remote_port),
               endpoint_of(pcb->local_ip, pcb->local_port)};
   if (delegate_.on_lwip_accept(pcb, key)) return true;

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "tunnel/packet.h"
+#include "tunnel/tun_io.h"
 
 struct tcp_pcb;
 
@@ -19,8 +20,8 @@ class LwipStack {
  public:
   class Delegate {
    public:
-    // A packet lwIP wants to send (to the TUN). Must not call back into lwIP.
-    virtual void on_lwip_output(PacketView packet) = 0;
+    // A packet lwIP wants to send (to the TUN), in pieces. Must not call back into lwIP.
+    virtual void on_lwip_output(PacketPieces packet) = 0;
     // lwIP completed a TCP handshake; return false to have the connection aborted.
     [[nodiscard]] virtual bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) = 0;
 
@@ -33,14 +34,24 @@ class LwipStack {
     std::uint64_t accept_refused = 0;  // connections lwIP accepted that no flow claimed
   };
 
+  struct Options {
+    int mtu = 1500;  // the TUN's
+    // The kernel completes the TCP checksums lwIP leaves out (TunFraming::checksum_offload).
+    bool kernel_checksums = false;
+    // The kernel cuts TCP segments to the MTU (TunFraming::segmentation): lwIP sends
+    // segments of up to 64 KiB to applications whose MSS follows the TUN's MTU.
+    bool large_segments = false;
+  };
+
   // lwIP has global state: at most one stack exists at a time.
-  LwipStack(uv_loop_t* loop, Delegate& delegate, int mtu);
+  LwipStack(uv_loop_t* loop, Delegate& delegate, Options options);
   ~LwipStack();
   LwipStack(const LwipStack&) = delete;
   LwipStack& operator=(const LwipStack&) = delete;
 
-  // Feeds one IP packet (copied) into lwIP.
-  void input(PacketView packet);
+  // Feeds one IP packet (copied) into lwIP. A trusted TCP checksum is not verified (it
+  // may be partial: see TunIo::Packet).
+  void input(PacketView packet, bool checksum_trusted = false);
   // Feeds a held SYN for `key`. A TIME_WAIT pcb left by an earlier flow with the same
   // addresses and ports is dropped first (RFC 6191 allows reuse), or lwIP would answer the
   // SYN from it instead of accepting a new connection.
@@ -53,13 +64,14 @@ class LwipStack {
   [[nodiscard]] const Counters& counters() const { return counters_; }
 
   // Trampolines' entry points.
-  void output(PacketView packet);
+  void output(PacketPieces packet);
   [[nodiscard]] bool accept(tcp_pcb* pcb);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Delegate& delegate_;
+  Options options_;
   Counters counters_;
 };
 

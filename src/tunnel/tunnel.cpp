@@ -15,8 +15,6 @@
 namespace tunsocks::tunnel {
 namespace {
 
-// The largest IP packet a TUN can deliver (its MTU is at most 65535).
-constexpr std::size_t kMaxPacket = 65536;
 constexpr std::size_t kReadBuffer = 64 * 1024;
 // How long a refusal of UDP ASSOCIATE is remembered: datagrams meanwhile are dropped at
 // once instead of each costing the upstream a connection it will refuse again.
@@ -71,11 +69,13 @@ std::size_t EndpointHash::operator()(const net::Endpoint& endpoint) const noexce
 
 Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
     : loop_(loop),
-      tun_fd_(tun_fd),
+      tun_(tun_fd, settings.framing),
       settings_(std::move(settings)),
-      stack_(loop, *this, settings_.mtu),
+      stack_(loop, *this,
+             {.mtu = tun_.framing().mtu,
+              .kernel_checksums = tun_.framing().checksum_offload,
+              .large_segments = tun_.framing().segmentation}),
       fake_ips_(settings_.fake_ip_capacity),
-      packet_buffer_(kMaxPacket),
       read_buffer_(kReadBuffer) {
   poll_.data = this;
   reaper_.data = this;
@@ -87,7 +87,7 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
 Tunnel::~Tunnel() = default;
 
 int Tunnel::start() {
-  int status = uv_poll_init(loop_, &poll_, tun_fd_);
+  int status = uv_poll_init(loop_, &poll_, tun_.fd());
   if (status < 0) return status;
   ++handles_open_;
   uv_idle_init(loop_, &reaper_);
@@ -98,16 +98,15 @@ int Tunnel::start() {
 void Tunnel::on_readable() {
   // Many packets per wake-up, bounded so that upstream sockets are not starved.
   for (std::size_t i = 0; i < settings_.packets_per_wakeup; ++i) {
-    const ssize_t n = ::read(tun_fd_, packet_buffer_.data(), packet_buffer_.size());
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
+    auto packet = tun_.read();
+    if (!packet) {
+      if (packet.error() == EAGAIN || packet.error() == EINTR) break;
       ++counters_.tun_read_errors;
-      TS_LOG_ERROR("tun: read failed: %s", std::strerror(errno));
+      TS_LOG_ERROR("tun: read failed: %s", std::strerror(packet.error()));
       break;
     }
-    if (n == 0) break;
     ++counters_.packets_in;
-    process_packet({packet_buffer_.data(), static_cast<std::size_t>(n)});
+    process_packet(packet->bytes, packet->checksum_trusted);
   }
   stack_.check_timeouts();
   // Incomplete datagrams go when their time is up, not only when a fragment arrives; the
@@ -119,7 +118,7 @@ void Tunnel::on_readable() {
   }
 }
 
-void Tunnel::process_packet(PacketView packet) {
+void Tunnel::process_packet(PacketView packet, bool checksum_trusted) {
   auto info = classify(packet);
   if (!info) {
     ++counters_.malformed[static_cast<std::size_t>(info.error())];
@@ -127,9 +126,9 @@ void Tunnel::process_packet(PacketView packet) {
   }
   switch (info->protocol) {
     case kProtoTcp:
-      if (info->has_ports) return handle_tcp(*info, packet);
+      if (info->has_ports) return handle_tcp(*info, packet, checksum_trusted);
       // A fragment without the TCP header: lwIP reassembles it.
-      return stack_.input(packet.first(info->total_length));
+      return stack_.input(packet.first(info->total_length), checksum_trusted);
     case kProtoUdp:
       return handle_udp(*info, packet);
     case kProtoIcmp:
@@ -148,8 +147,18 @@ void Tunnel::process_packet(PacketView packet) {
   }
 }
 
-void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
+void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet, bool checksum_trusted) {
   packet = packet.first(info.total_length);
+  PacketBytes whole_syn;
+  if (checksum_trusted && info.is_tcp_syn()) {
+    // A SYN is held and fed to lwIP later, without the header that vouched for its partial
+    // checksum: it gets a whole one (it is small and comes once per flow).
+    whole_syn.assign(packet.begin(), packet.end());
+    if (complete_tcp_checksum(whole_syn)) {
+      packet = whole_syn;
+      checksum_trusted = false;
+    }
+  }
   auto found = flows_.find(info.flow);
   if (found != flows_.end()) {
     const auto phase = found->second->phase();
@@ -159,15 +168,15 @@ void Tunnel::handle_tcp(const PacketInfo& info, PacketView packet) {
       ++counters_.duplicate_syns;
       return;
     }
-    return stack_.input(packet);
+    return stack_.input(packet, checksum_trusted);
   }
   if (settings_.dns == DnsMode::fake_ip && info.flow.destination.port == kDnsPort) {
-    return handle_dns_tcp(info, packet);
+    return handle_dns_tcp(info, packet, checksum_trusted);
   }
   if (!info.is_tcp_syn() || stopping_) {
     // Not a new connection: lwIP answers for pcbs it still has (closing ones) and resets
     // the rest.
-    return stack_.input(packet);
+    return stack_.input(packet, checksum_trusted);
   }
   if (settings_.max_flows != 0 && flows_.size() >= settings_.max_flows) {
     ++counters_.flow_limit_refusals;
@@ -259,9 +268,9 @@ PacketBytes Tunnel::answer_dns_message(PacketView message) {
   return response;
 }
 
-void Tunnel::handle_dns_tcp(const PacketInfo& info, PacketView packet) {
+void Tunnel::handle_dns_tcp(const PacketInfo& info, PacketView packet, bool checksum_trusted) {
   if (!info.is_tcp_syn() || stopping_ || dns_tcp_.contains(info.flow)) {
-    return stack_.input(packet);
+    return stack_.input(packet, checksum_trusted);
   }
   if (dns_tcp_.size() >= kMaxDnsTcp) {
     ++counters_.flow_limit_refusals;
@@ -398,7 +407,7 @@ void Tunnel::on_dns_tcp_closed() {
 
 void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
   if (stopping_) return;
-  next.mtu = settings_.mtu;
+  next.framing = settings_.framing;
   next.fake_ip_capacity = settings_.fake_ip_capacity;
   settings_ = std::move(next);
   // Whatever the old upstream said about UDP does not speak for the new one.
@@ -426,8 +435,8 @@ void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
 void Tunnel::write_udp(const net::Endpoint& source, const net::Endpoint& destination,
                        PacketView payload) {
   if (destination == dns_client_key(destination)) return deliver_dns_reply(payload);
-  const auto packets = build_udp_packets(source, destination, payload,
-                                         static_cast<std::size_t>(settings_.mtu), next_ip_id_++);
+  const auto packets = build_udp_packets(
+      source, destination, payload, static_cast<std::size_t>(settings_.framing.mtu), next_ip_id_++);
   if (packets.empty()) return udp_counters_.drop(UdpDrop::bad_reply);
   for (const PacketBytes& packet : packets)
     write_packet(packet);
@@ -484,15 +493,21 @@ void Tunnel::inject_syn(PacketView packet, const FlowKey& key) {
 }
 
 void Tunnel::write_packet(PacketView packet) {
-  if (::write(tun_fd_, packet.data(), packet.size()) < 0) {
+  count_write(tun_.write(packet));
+}
+
+void Tunnel::on_lwip_output(PacketPieces packet) {
+  count_write(tun_.write(packet));
+}
+
+void Tunnel::count_write(int error) {
+  // Counted, not logged: TCP resends what a failed write loses, and a flood of failures
+  // would flood the log.
+  if (error != 0) {
     ++counters_.tun_write_errors;
   } else {
     ++counters_.packets_out;
   }
-}
-
-void Tunnel::on_lwip_output(PacketView packet) {
-  write_packet(packet);
 }
 
 bool Tunnel::on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) {

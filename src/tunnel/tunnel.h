@@ -24,6 +24,7 @@
 #include "tunnel/memory_guard.h"
 #include "tunnel/packet.h"
 #include "tunnel/tcp_flow.h"
+#include "tunnel/tun_io.h"
 #include "tunnel/udp_packet.h"
 #include "tunnel/udp_session.h"
 
@@ -46,7 +47,7 @@ struct TunnelSettings {
   std::optional<net::Endpoint> dns_server;  // ICMP echo answered here (see icmp_echo.h)
   std::uint32_t fake_ip_ttl = 30;  // seconds; short, so that recycled entries are not cached
   std::uint32_t fake_ip_capacity = FakeIpPool::kMaxCapacity;
-  int mtu = 1500;
+  TunFraming framing;                   // how the TUN device was opened, its MTU included
   std::size_t max_flows = 0;            // 0: no limit but memory and file descriptors
   std::size_t packets_per_wakeup = 64;  // fairness between the TUN and the upstreams
 };
@@ -62,15 +63,13 @@ struct TunnelCounters {
   std::uint64_t flow_limit_refusals = 0;
   std::uint64_t tun_read_errors = 0;
   std::uint64_t tun_write_errors = 0;
-  std::uint64_t dns_answered = 0;   // fake-ip answers written
-  std::uint64_t dns_unmatched = 0;  // replies to relayed queries with an unknown or late ID
-  std::uint64_t dns_forwarded = 0;  // queries relayed upstream (forward, or not A/AAAA)
-  std::uint64_t dns_pool_full = 0;
-  std::uint64_t dns_tcp_connections = 0;  // DNS over TCP answered here (fake-ip)  // answered
-                                          // SERVFAIL: every pool entry held by a flow
-  std::uint64_t fake_ip_flows = 0;
-  std::uint64_t fake_ip_unknown = 0;  // flows to pool addresses that stand for no name        //
-                                      // TCP flows and UDP destinations sent upstream by name
+  std::uint64_t dns_answered = 0;         // fake-ip answers written
+  std::uint64_t dns_unmatched = 0;        // replies to relayed queries with an unknown or late ID
+  std::uint64_t dns_forwarded = 0;        // queries relayed upstream (forward, or not A/AAAA)
+  std::uint64_t dns_pool_full = 0;        // answered SERVFAIL: every pool entry held by a flow
+  std::uint64_t dns_tcp_connections = 0;  // DNS over TCP answered here (fake-ip)
+  std::uint64_t fake_ip_flows = 0;        // TCP flows and UDP destinations sent upstream by name
+  std::uint64_t fake_ip_unknown = 0;      // flows to pool addresses that stand for no name
 };
 
 // UDP associations are keyed by the application's socket alone (source address and port):
@@ -114,7 +113,7 @@ class Tunnel final : public FlowHost,
   [[nodiscard]] std::size_t udp_session_count() const { return udp_sessions_.size(); }
 
   // Processes one packet as if it had been read from the TUN (also used by tests).
-  void process_packet(PacketView packet);
+  void process_packet(PacketView packet, bool checksum_trusted = false);
 
   // FlowHost
   uv_loop_t* loop() override { return loop_; }
@@ -142,7 +141,7 @@ class Tunnel final : public FlowHost,
   void on_dns_tcp_closed() override;
 
   // LwipStack::Delegate
-  void on_lwip_output(PacketView packet) override;
+  void on_lwip_output(PacketPieces packet) override;
   bool on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) override;
 
   // Trampolines' entry points.
@@ -150,7 +149,7 @@ class Tunnel final : public FlowHost,
   void on_reap();
 
  private:
-  void handle_tcp(const PacketInfo& info, PacketView packet);
+  void handle_tcp(const PacketInfo& info, PacketView packet, bool checksum_trusted);
   void handle_udp(const PacketInfo& info, PacketView packet);
   void relay_udp(const UdpDatagramView& datagram);
   // The association of the application socket `key`, opened if needed; nullptr when the
@@ -159,16 +158,17 @@ class Tunnel final : public FlowHost,
   void forward_dns(const UdpDatagramView& datagram);
   void deliver_dns_reply(PacketView reply);
   bool answer_dns(const UdpDatagramView& datagram);
-  void handle_dns_tcp(const PacketInfo& info, PacketView packet);
+  void handle_dns_tcp(const PacketInfo& info, PacketView packet, bool checksum_trusted);
   [[nodiscard]] PacketBytes fake_ip_answer(const DnsQuery& query, PacketView message);
   // A destination in the fake-ip pool that stands for a name (see goes_by_name in .cpp).
   [[nodiscard]] bool goes_by_name(const net::IpAddress& destination) const;
+  void count_write(int error);
   void log_flow_end(const TcpFlow& flow) const;
   void log_udp_end(const UdpSession& session) const;
   void maybe_stopped();
 
   uv_loop_t* loop_;
-  int tun_fd_;
+  TunIo tun_;
   TunnelSettings settings_;
   LwipStack stack_;
   uv_poll_t poll_{};
@@ -183,16 +183,13 @@ class Tunnel final : public FlowHost,
   DnsIdMap dns_ids_;
   std::unique_ptr<DnsTcpUpstream> dns_over_tcp_;
   // Connections of earlier profiles, closing; destroyed once idle.
-  std::vector<std::unique_ptr<DnsTcpUpstream>>
-      dns_over_tcp_retired_;  // --dns tcp: every relayed query  // relayed DNS
-                              // queries in flight on the shared association
+  std::vector<std::unique_ptr<DnsTcpUpstream>> dns_over_tcp_retired_;
   std::unordered_map<FlowKey, std::unique_ptr<DnsTcpSession>, FlowKeyHash> dns_tcp_;
   std::vector<FlowKey> dns_tcp_finished_;
   UdpCounters udp_counters_;
   std::uint64_t next_udp_id_ = 1;
   std::uint16_t next_ip_id_ = 1;
   std::uint64_t udp_refused_until_ms_ = 0;
-  std::vector<std::uint8_t> packet_buffer_;
   std::vector<std::uint8_t> read_buffer_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;

@@ -96,6 +96,12 @@ std::uint64_t milliseconds(double seconds) {
   return static_cast<std::uint64_t>(seconds * 1000 + 0.5);
 }
 
+const char* offload_name(const platform::TunOffload& offload) {
+  if (offload.segmentation) return "checksum+segmentation";
+  if (offload.checksum) return "checksum";
+  return offload.vnet_header ? "none (refused by the kernel)" : "off";
+}
+
 // The tunnel's settings for `profile`: the upstream resolved, DNS checked against what the
 // upstream can carry.
 std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
@@ -119,7 +125,6 @@ std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
   settings.dns_server = profile.dns_resolver;
   settings.answer_ping = profile.answer_ping;
   settings.udp_blocked = profile.udp == config::UdpPolicy::block;
-  settings.mtu = global.mtu;
   if (settings.dns == tunnel::DnsMode::fake_ip &&
       profile.upstream.version == tunnel::SocksVersion::socks4 && !profile.upstream.remote_dns) {
     // A fake address is only worth its name, and SOCKS4 cannot send a name.
@@ -392,6 +397,7 @@ int run(int argc, char** argv) {
   tun.netns = global.netns;
   tun.mtu = global.mtu;
   tun.attach_only = launch.attach_only;
+  tun.offload = global.offload;
   tun.ipv4 = tun_address(global.address);
   if (global.address6) tun.ipv6 = tun_address(*global.address6);
   auto device = platform::TunDevice::open(tun);
@@ -399,10 +405,15 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "tunsocks: %s\n", device.error().message.c_str());
     return 1;
   }
-  settings->mtu = device->mtu();
+  const platform::TunOffload& offload = device->offload();
+  settings->framing = {.vnet_header = offload.vnet_header,
+                       .checksum_offload = offload.checksum,
+                       .segmentation = offload.segmentation,
+                       .mtu = device->mtu()};
   const tunnel::Upstream& upstream = *settings->flow.upstream;
-  TS_LOG_INFO("tun %s up: mtu %d; profile %s; upstream %s (%s), fwmark 0x%x",
-              device->name().c_str(), device->mtu(), profile.name.c_str(), upstream.display.c_str(),
+  TS_LOG_INFO("tun %s up: mtu %d, offload %s; profile %s; upstream %s (%s), fwmark 0x%x",
+              device->name().c_str(), device->mtu(), offload_name(offload), profile.name.c_str(),
+              upstream.display.c_str(),
               net::format_sockaddr(reinterpret_cast<const sockaddr*>(&upstream.address)).c_str(),
               global.fwmark);
   if (const std::string error = probe_upstream(upstream.address, global.fwmark); !error.empty()) {

@@ -40,6 +40,8 @@ Options (without --config):
                           can never be routed back into the TUN
   --mtu N                 TUN MTU, 576..65535 (default: 65535; the TUN is local, and
                           large packets cut per-packet work; see README)
+  --no-offload            no checksum or segmentation offload on the TUN (default: on
+                          where the kernel grants it; the log says which)
   --address CIDR          IPv4 address of the TUN (default: 172.19.0.1/30)
   --address6 CIDR         IPv6 address of the TUN (default: fdfe:dcba:9876::1/126;
                           "none" for no IPv6 address)
@@ -179,6 +181,8 @@ Launch parse_run_options(int argc, char** argv) {
     } else if (flag == "--mtu") {
       global.mtu = static_cast<int>(parse_unsigned(flag, value(), 65535));
       if (global.mtu < 576) usage_error("--mtu must be at least 576");
+    } else if (flag == "--no-offload") {
+      global.offload = false;
     } else if (flag == "--address") {
       global.address = or_usage_error(flag, config::parse_interface_address(value(), false));
     } else if (flag == "--address6") {

@@ -167,8 +167,10 @@
    instead of chaining a new pbuf. lwIP's default (TCP_MSS) would allocate 64 KiB for a
    10-byte write with our MSS; 4 KiB coalesces small upstream reads at a bounded cost. */
 #define TCP_OVERSIZE 4096
-/* Compute the TCP checksum while copying in tcp_write, saving a second pass over data. */
-#define LWIP_CHECKSUM_ON_COPY 1
+/* No checksum while copying in tcp_write: lwIP's "on copy" is a copy followed by a sum
+   (two passes, like summing at output), and it would sum even when the kernel completes
+   TCP checksums for us (checksum offload, see below), which is the common case. */
+#define LWIP_CHECKSUM_ON_COPY 0
 /* Keep out-of-order segments (the app side rarely reorders, but a TUN queue overflow or
    a dropped read batch loses packets and we want only the hole retransmitted). */
 #define TCP_QUEUE_OOSEQ 1
@@ -206,11 +208,14 @@
 
 /* ---- checksums -------------------------------------------------------------------- */
 
-/* Generate and verify every checksum. The TUN's packets come from the local kernel, but
-   with IFF_NO_PI and no offload negotiation the kernel hands us complete checksums; we
-   verify them anyway because a packet the stack cannot trust must be dropped, not turned
-   into a SOCKS request (corrupted ports or addresses would connect somewhere wrong), and
-   the fuzzers and tests inject hand-built packets through this path. */
+/* Every checksum is compiled in; the netif's flags decide per packet (src/tunnel/
+   lwip_stack.cpp). With the TUN's checksum offload (src/tunnel/tun_io.h) the local kernel
+   completes the TCP checksums lwIP leaves out, and a TCP packet it marks as its own
+   ("needs checksum": it never crossed a wire) is not verified. Every other packet is
+   verified: one the stack cannot trust must be dropped, not turned into a SOCKS request
+   (corrupted ports or addresses would connect somewhere wrong), and the fuzzers and
+   tests inject hand-built packets through this path. */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
 #define CHECKSUM_GEN_IP 1
 #define CHECKSUM_GEN_TCP 1
 #define CHECKSUM_GEN_ICMP 1
