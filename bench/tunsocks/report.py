@@ -265,6 +265,8 @@ def markdown(report):
 
     row("tunsocks RSS idle, MiB",
         lambda p: kib_to_mib(dig(p, "memory", 0, "tunsocks_rss_kib_idle")), 1, compare=False)
+    row("tunsocks private memory idle (RSS less shared library pages), MiB",
+        lambda p: kib_to_mib(dig(p, "memory", 0, "tunsocks_private_kib_idle")), 2, compare=False)
     counts = max((len(paths[n].get("memory", [])) for n in tunsocks_names), default=0)
     for i in range(counts):
         held = {dig(paths[n], "memory", i, "flows_held") for n in tunsocks_names}

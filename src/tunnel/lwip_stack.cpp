@@ -187,7 +187,8 @@ void LwipStack::output(PacketPieces packet) {
 }
 
 bool LwipStack::accept(tcp_pcb* pcb) {
-  if (options_.large_segments && pcb->mss == mtu_mss(options_.mtu, IP_IS_V4_VAL(pcb->remote_ip))) {
+  if (options_.large_segments && pcb->mss < kLargeSegment &&
+      pcb->mss == mtu_mss(options_.mtu, IP_IS_V4_VAL(pcb->remote_ip))) {
     // The kernel will cut our segments to exactly the MSS the application asked for. A
     // flow that asked for less (a clamped MSS) keeps it: the cut would not honour it.
     pcb->mss = kLargeSegment;

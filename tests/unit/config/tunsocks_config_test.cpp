@@ -47,6 +47,7 @@ TEST_CASE("defaults, a single profile needs no default_profile") {
   CHECK(config.default_profile == "only");
   CHECK(config.global.tun_name == "tun0");
   CHECK(config.global.mtu == 65535);
+  CHECK(config.global.offload);
   CHECK(config.global.address.to_string() == "172.19.0.1/30");
   CHECK(config.global.address6->to_string() == "fdfe:dcba:9876::1/126");
   CHECK(config.global.routes == RoutesMode::manual);
@@ -110,6 +111,10 @@ TEST_CASE("every error class names file, JSON path and what was expected") {
             .starts_with("t.json: /profiles/a/dsn: unknown key (expected one of: extends,"));
   CHECK(error_of(R"({"tun": {"mtu": "big"}, "profiles": {"a": {)" + p + "}}}") ==
         "t.json: /tun/mtu: expected an integer 576..65535, got a string \"big\"");
+  CHECK(error_of(R"({"tun": {"offload": "no"}, "profiles": {"a": {)" + p + "}}}") ==
+        "t.json: /tun/offload: expected true or false, got a string \"no\"");
+  CHECK_FALSE(parse_ok(R"({"tun": {"offload": false}, "profiles": {"a": {)" + p + "}}}")
+                  .global.offload);
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "answer_ping": 1}}})") ==
         "t.json: /profiles/a/answer_ping: expected true or false, got an integer 1");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "routes": {"include": ["10.0.0.0/33"]}}}})")
