@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <expected>
+#include <malloc.h>
 #include <memory>
 #include <netdb.h>
 #include <poll.h>
@@ -438,6 +439,12 @@ int main(int argc, char** argv) {
   // A write to an upstream that has just reset must come back as EPIPE to the flow, not
   // kill the process (libuv leaves SIGPIPE to the application).
   ::signal(SIGPIPE, SIG_IGN);
+  // Each segment lives in a packet-sized allocation (up to 64 KiB) from the TUN read or the
+  // upstream read until it is delivered. glibc hands the top of the heap back to the kernel
+  // as soon as 128 KiB are free there, so a stream faulted the same pages in again and
+  // again (page faults and page clearing were a tenth of tunsocks' time in a profile of
+  // one stream). Keep up to 2 MiB of free heap instead; it is only ever what a burst used.
+  ::mallopt(M_TRIM_THRESHOLD, 2 << 20);
   const std::string_view command = argc > 1 ? argv[1] : "";
   if (command == "check") return app::run_check(argc, argv);
   if (command == "ctl") return app::run_ctl(argc, argv);
