@@ -3,6 +3,7 @@
 #include <cassert>
 #include <cstring>
 #include <tunsocks_lwip_port.h>
+#include <utility>
 
 #include <lwip/init.h>
 #include <lwip/ip.h>
@@ -41,6 +42,8 @@ std::uint16_t mtu_mss(int mtu, bool v4) {
 // Segments lwIP sends when the kernel cuts them: the largest that fit an IP packet with
 // an IPv6 header and the most TCP options lwIP adds (SACK blocks), rounded down.
 constexpr std::uint16_t kLargeSegment = 65535 - 60 - 40;
+// Packets read into receive_buffer() that lwIP adopts rather than copies.
+constexpr std::size_t kAdoptAtLeast = TunIo::kMaxPacket / 2;
 
 net::Endpoint endpoint_of(const ip_addr_t& address, std::uint16_t port) {
   net::Endpoint endpoint;
@@ -65,6 +68,7 @@ struct LwipStack::Impl {
   uv_timer_t timer{};
   std::vector<std::span<std::uint8_t>> pieces;       // the chain being written, reused
   u16_t checksum_flags = NETIF_CHECKSUM_ENABLE_ALL;  // for packets not vouched for
+  pbuf* spare = nullptr;                             // receive_buffer()'s
 };
 
 namespace {
@@ -138,6 +142,7 @@ LwipStack::LwipStack(uv_loop_t* loop, Delegate& delegate, Options options)
 }
 
 LwipStack::~LwipStack() {
+  if (impl_->spare != nullptr) pbuf_free(impl_->spare);
   if (impl_->listener != nullptr) tcp_close(impl_->listener);
   netif_remove(&impl_->interface);
   tunsocks_lwip_set_clock(nullptr, nullptr);
@@ -150,13 +155,30 @@ void LwipStack::close() {
   if (!uv_is_closing(timer)) uv_close(timer, nullptr);
 }
 
-void LwipStack::input(PacketView packet, bool checksum_trusted) {
-  pbuf* chain = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
-  if (chain == nullptr) {
-    ++counters_.input_errors;
-    return;
+std::span<std::uint8_t> LwipStack::receive_buffer() {
+  if (impl_->spare == nullptr) {
+    impl_->spare = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(TunIo::kMaxPacket), PBUF_RAM);
+    if (impl_->spare == nullptr) return {};
   }
-  std::memcpy(chain->payload, packet.data(), packet.size());
+  return {static_cast<std::uint8_t*>(impl_->spare->payload), TunIo::kMaxPacket};
+}
+
+void LwipStack::input(PacketView packet, bool checksum_trusted) {
+  pbuf* chain;
+  if (impl_->spare != nullptr && packet.data() == impl_->spare->payload &&
+      packet.size() >= kAdoptAtLeast) {
+    // Read straight into a pbuf: lwIP takes it as it is. It keeps its full allocation
+    // (lwIP cannot shrink a malloc'd pbuf), hence only for packets of half of it or more.
+    chain = std::exchange(impl_->spare, nullptr);
+    pbuf_realloc(chain, static_cast<u16_t>(packet.size()));
+  } else {
+    chain = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);
+    if (chain == nullptr) {
+      ++counters_.input_errors;
+      return;
+    }
+    std::memcpy(chain->payload, packet.data(), packet.size());
+  }
   NETIF_SET_CHECKSUM_CTRL(&impl_->interface, checksum_trusted
                                                  ? impl_->checksum_flags & ~NETIF_CHECKSUM_CHECK_TCP
                                                  : impl_->checksum_flags);

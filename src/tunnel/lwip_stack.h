@@ -49,8 +49,11 @@ class LwipStack {
   LwipStack(const LwipStack&) = delete;
   LwipStack& operator=(const LwipStack&) = delete;
 
-  // Feeds one IP packet (copied) into lwIP. A trusted TCP checksum is not verified (it
-  // may be partial: see TunIo::Packet).
+  // A buffer for the next TUN read (TunIo::kMaxPacket bytes; empty if memory ran out). A
+  // large packet read into it is adopted by input() instead of copied.
+  [[nodiscard]] std::span<std::uint8_t> receive_buffer();
+  // Feeds one IP packet into lwIP, copied unless it is a large one in receive_buffer(). A trusted
+  // TCP checksum is not verified (it may be partial: see TunIo::Packet).
   void input(PacketView packet, bool checksum_trusted = false);
   // Feeds a held SYN for `key`. A TIME_WAIT pcb left by an earlier flow with the same
   // addresses and ports is dropped first (RFC 6191 allows reuse), or lwIP would answer the

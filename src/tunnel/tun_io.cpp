@@ -29,7 +29,7 @@ constexpr std::uint8_t kGsoTcpV6 = 4;       // VIRTIO_NET_HDR_GSO_TCPV6
 
 constexpr std::size_t kHeader = sizeof(VnetHeader);
 // The largest IP packet (a TUN's MTU is at most 65535; a kernel-made segment at most that).
-constexpr std::size_t kMaxPacket = 65535;
+constexpr std::size_t kMaxPacket = TunIo::kMaxPacket;
 constexpr std::size_t kTcpChecksumOffset = 16;
 // More pieces than this are gathered into one buffer first. lwIP segments are a header
 // and a few data pbufs; long chains come from many tiny writes and are rare.
@@ -77,8 +77,7 @@ std::optional<TcpLayout> tcp_layout(std::span<const std::uint8_t> head, std::siz
 
 }  // namespace
 
-TunIo::TunIo(int fd, TunFraming framing)
-    : fd_(fd), framing_(framing), buffer_(kMaxPacket + kHeader + 1) {
+TunIo::TunIo(int fd, TunFraming framing) : fd_(fd), framing_(framing), buffer_(kMaxPacket) {
   if (!framing_.vnet_header) framing_.checksum_offload = false;
   if (!framing_.checksum_offload) framing_.segmentation = false;
 }
@@ -87,16 +86,20 @@ int TunIo::stack_mtu() const {
   return framing_.segmentation ? static_cast<int>(kMaxPacket) : framing_.mtu;
 }
 
-std::expected<TunIo::Packet, int> TunIo::read() {
-  const ssize_t n = ::read(fd_, buffer_.data(), buffer_.size());
-  if (n < 0) return std::unexpected(errno);
-  std::span<std::uint8_t> bytes(buffer_.data(), static_cast<std::size_t>(n));
-  if (!framing_.vnet_header) return Packet{bytes, false};
-  if (bytes.size() < kHeader) return Packet{{}, false};  // counted as too short
+std::expected<TunIo::Packet, int> TunIo::read(std::span<std::uint8_t> into) {
+  into = into.size() >= kMaxPacket ? into.first(kMaxPacket) : std::span(buffer_);
   VnetHeader header{};
-  std::memcpy(&header, bytes.data(), kHeader);
+  std::array<iovec, 2> parts{};
+  int count = 0;
+  if (framing_.vnet_header) parts[count++] = {&header, kHeader};
+  parts[count++] = {into.data(), into.size()};
+  const ssize_t n = ::readv(fd_, parts.data(), count);
+  if (n < 0) return std::unexpected(errno);
+  const auto size = static_cast<std::size_t>(n);
+  if (!framing_.vnet_header) return Packet{into.first(size), false};
+  if (size < kHeader) return Packet{{}, false};  // counted as too short
   const bool trusted = (header.flags & (kNeedsChecksum | kDataValid)) != 0;
-  return Packet{bytes.subspan(kHeader), trusted};
+  return Packet{into.first(size - kHeader), trusted};
 }
 
 int TunIo::write(PacketView packet) {

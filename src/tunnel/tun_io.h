@@ -46,9 +46,13 @@ class TunIo {
     // may hold only the pseudo-header sum).
     bool checksum_trusted = false;
   };
-  // The next packet, or an errno (EAGAIN: none waiting). The bytes stay valid until the
-  // next read.
-  [[nodiscard]] std::expected<Packet, int> read();
+  // The largest packet a read can return.
+  static constexpr std::size_t kMaxPacket = 65535;
+
+  // The next packet, or an errno (EAGAIN: none waiting), read into `into` when it holds
+  // kMaxPacket bytes (a buffer lwIP can adopt: LwipStack::receive_buffer), else into our
+  // own. The bytes stay valid until the next read into the same buffer.
+  [[nodiscard]] std::expected<Packet, int> read(std::span<std::uint8_t> into = {});
 
   // Writes one packet whose checksums are complete (built by us). 0 or an errno.
   int write(PacketView packet);

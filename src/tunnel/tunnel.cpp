@@ -98,7 +98,7 @@ int Tunnel::start() {
 void Tunnel::on_readable() {
   // Many packets per wake-up, bounded so that upstream sockets are not starved.
   for (std::size_t i = 0; i < settings_.packets_per_wakeup; ++i) {
-    auto packet = tun_.read();
+    auto packet = tun_.read(stack_.receive_buffer());
     if (!packet) {
       if (packet.error() == EAGAIN || packet.error() == EINTR) break;
       ++counters_.tun_read_errors;

@@ -205,6 +205,22 @@ TEST_CASE("reading: the kernel's flags say whether the checksum needs checking")
     CHECK(Bytes(read->bytes.begin(), read->bytes.end()) == packet);
     CHECK(read->checksum_trusted == (flags != 0));
   }
+  // Into a buffer of the caller's (lwIP's spare pbuf) when it can hold any packet.
+  Bytes framed(kVnet, 0);
+  framed.insert(framed.end(), packet.begin(), packet.end());
+  pair.send(framed);
+  Bytes spare(TunIo::kMaxPacket);
+  auto into = io.read(spare);
+  REQUIRE(into);
+  CHECK(into->bytes.data() == spare.data());
+  CHECK(Bytes(into->bytes.begin(), into->bytes.end()) == packet);
+  pair.send(framed);
+  Bytes too_small(100);
+  into = io.read(too_small);  // a buffer that could not hold 64 KiB is not used
+  REQUIRE(into);
+  CHECK(into->bytes.data() != too_small.data());
+  CHECK(Bytes(into->bytes.begin(), into->bytes.end()) == packet);
+
   pair.send(Bytes{1, 2, 3});  // shorter than the header
   auto read = io.read();
   REQUIRE(read);
