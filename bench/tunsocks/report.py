@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 
-IPERF_RUNS = ["1-up", "1-down", "4-up", "4-down"]
+IPERF_RUNS = ["1-up", "1-down", "4-up", "4-down", "1-up-idle"]
 
 
 def read_json(path):
@@ -35,6 +35,8 @@ def read_json(path):
 
 def iperf_result(directory, name):
     result = {}
+    if name == "1-up-idle" and not os.path.exists(os.path.join(directory, f"iperf-{name}.json")):
+        return result  # measured only with flows held (not on the direct path)
     data = read_json(os.path.join(directory, f"iperf-{name}.json"))
     if "error" in data:
         result["error"] = data["error"]
@@ -158,7 +160,7 @@ def ratio(tunsocks, direct):
 def dig(data, *keys):
     for key in keys:
         if isinstance(data, list):
-            if not isinstance(key, int) or key >= len(data):
+            if not isinstance(key, int) or not -len(data) <= key < len(data):
                 return None
         elif not isinstance(data, dict) or key not in data:
             return None
@@ -218,6 +220,18 @@ def markdown(report):
                         ("4-up", "4-stream upload (-P 4), Gbit/s"),
                         ("4-down", "4-stream download (-P 4 -R), Gbit/s")]:
         row(label, lambda p, n=name: dig(p, "iperf", n, "gbit_s"))
+    idle_flows = max((dig(paths[n], "memory", -1, "flows_held") or 0 for n in tunsocks_names),
+                     default=0)
+    if idle_flows:
+        row(f"1-stream upload with {idle_flows} idle flows open, Gbit/s",
+            lambda p: dig(p, "iperf", "1-up-idle", "gbit_s") if p is not direct else None,
+            compare=False)
+
+        def idle_share(p):
+            with_idle = dig(p, "iperf", "1-up-idle", "gbit_s")
+            alone = dig(p, "iperf", "1-up", "gbit_s")
+            return with_idle / alone if p is not direct and with_idle and alone else None
+        row("  the same ÷ the 1-stream upload without them", idle_share, 2, compare=False)
     size = s["rtt_size"]
     row(f"round trip {size} B, median µs", lambda p: dig(p, "rtt", "p50_us"), 1)
     row(f"round trip {size} B, p99 µs", lambda p: dig(p, "rtt", "p99_us"), 1)
