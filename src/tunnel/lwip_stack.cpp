@@ -204,6 +204,10 @@ void LwipStack::check_timeouts() {
   sys_check_timeouts();
 }
 
+std::uint64_t LwipStack::live_allocations() {
+  return tunsocks_lwip_live_allocations();
+}
+
 void LwipStack::output(PacketPieces packet) {
   delegate_.on_lwip_output(packet);
 }

@@ -65,6 +65,9 @@ class LwipStack {
   void close();
 
   [[nodiscard]] const Counters& counters() const { return counters_; }
+  // Memory blocks lwIP holds now (pcbs, segments, pbufs): back to its idle value once
+  // every connection is gone.
+  [[nodiscard]] static std::uint64_t live_allocations();
 
   // Trampolines' entry points.
   void output(PacketPieces packet);

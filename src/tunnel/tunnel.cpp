@@ -649,6 +649,7 @@ std::string Tunnel::counters_json() const {
   json += field("packets_in", counters_.packets_in) + ",";
   json += field("packets_out", counters_.packets_out) + ",";
   json += field("lwip_input_errors", stack_.counters().input_errors) + ",";
+  json += field("lwip_allocations", LwipStack::live_allocations()) + ",";
   json += field("udp_sessions_open", udp_counters_.sessions_open) + ",";
   json += field("udp_sessions_total", udp_counters_.sessions_total) + ",";
   json += field("udp_datagrams_up", udp_counters_.datagrams_up) + ",";

@@ -4,8 +4,9 @@
 #    back-to-back SOCKS5 CONNECT + one echoed message + close, straight to socksd;
 #  tunsocks: the same through the TUN.
 # Each phase: no connection fails; afterwards socksd's and tunsocks' fds return to their
-# baselines, socksd's counters say sessions_open 0, tunsocks' flows_open 0, every flow
-# line end=eof and balanced, one flow line per connection.
+# baselines, socksd's counters say sessions_open 0, tunsocks' flows_open 0 and lwIP's live
+# allocations are back to their baseline, every flow line end=eof and balanced, one flow
+# line per connection.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -24,6 +25,7 @@ expect_probe "$r" connected 5000 "the warm-up connect()"
 wait_for 5 grep -qE 'flow id=1 .* end=' "$E2E_TMP/ts.log" || fail "the warm-up flow did not end"
 s_fds=$(fd_count "$s_pid")
 ts_fds=$(fd_count "$ts_pid")
+lwip_base=$(lwip_baseline ts)
 
 # socksd_counters: SIGUSR1 to socksd, the JSON of its new counters line.
 socksd_counters() {
@@ -58,8 +60,9 @@ wait_for 10 bash -c "(( \$(ls /proc/$ts_pid/fd | wc -l) <= $ts_fds ))" ||
   fail "tunsocks holds $(fd_count "$ts_pid") fds after the churn, baseline $ts_fds"
 wait_for 10 bash -c "(( \$(ls /proc/$s_pid/fd | wc -l) <= $s_fds ))" ||
   fail "socksd holds $(fd_count "$s_pid") fds after the churn, baseline $s_fds"
+lwip_now=$(expect_lwip_back ts "$lwip_base")
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == 0 ]] || fail "counters: flows_open != 0 after the churn: $c"
 [[ $(json_get "$c" flows_total) == "$want" ]] || fail "counters: flows_total != $want: $c"
 expect_balanced_counters "$c"
-log "ok: tunsocks churn: $out; tunsocks RSS $(rss_kb "$ts_pid") kB"
+log "ok: tunsocks churn: $out; lwIP allocations $lwip_now (baseline $lwip_base); tunsocks RSS $(rss_kb "$ts_pid") kB"

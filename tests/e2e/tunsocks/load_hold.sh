@@ -6,8 +6,9 @@
 #  tunsocks' RSS, sampled every second while the flows are held for LOAD_HOLD_SECONDS
 #    (default 10), stays within 10% of its value once they are all open (flat);
 #  at the end every flow still answers (one more echoed byte on each);
-#  after they close: every flow line end=eof and balanced, flows_open 0, and tunsocks'
-#    and socksd's file descriptors are back to their baselines.
+#  after they close: every flow line end=eof and balanced, flows_open 0, tunsocks' and
+#    socksd's file descriptors and lwIP's live allocations (pcbs, segments, pbufs:
+#    counter lwip_allocations) are back to their baselines.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd
@@ -29,6 +30,7 @@ wait_for 5 grep -qE 'flow id=1 .* end=' "$E2E_TMP/ts.log" || fail "the warm-up f
 ts_fds=$(fd_count "$ts_pid")
 s_fds=$(fd_count "$s_pid")
 rss_base=$(rss_kb "$ts_pid")
+lwip_base=$(lwip_baseline ts)
 
 start_bg hold ip netns exec "$client_ns" "$SYSTEM_PYTHON" -u "$HOLD_MANY" hold --host "$SERVER_IP4" \
   --port "$echo_port" --count "$flows" --release "$E2E_TMP/release" --timeout 30
@@ -68,7 +70,8 @@ wait_for 20 bash -c "(( \$(ls /proc/$ts_pid/fd | wc -l) <= $ts_fds ))" ||
   fail "tunsocks holds $(fd_count "$ts_pid") fds after every flow closed, baseline $ts_fds"
 wait_for 20 bash -c "(( \$(ls /proc/$s_pid/fd | wc -l) <= $s_fds ))" ||
   fail "socksd holds $(fd_count "$s_pid") fds after every flow closed, baseline $s_fds"
+lwip_now=$(expect_lwip_back ts "$lwip_base")
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == 0 ]] || fail "counters: flows_open != 0: $c"
 expect_balanced_counters "$c"
-log "ok: $answered; all $want flows ended cleanly; fds back to $ts_fds (tunsocks) and $s_fds (socksd); RSS now $(rss_kb "$ts_pid") kB"
+log "ok: $answered; all $want flows ended cleanly; fds back to $ts_fds (tunsocks) and $s_fds (socksd); lwIP allocations $lwip_now (baseline $lwip_base); RSS now $(rss_kb "$ts_pid") kB"

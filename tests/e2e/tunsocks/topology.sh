@@ -261,6 +261,27 @@ tunsocks_counters() {
   grep 'counters {' "$logf" | tail -n 1 | sed 's/.*counters //'
 }
 
+# lwip_baseline NAME: lwIP's live allocations in tunsocks NAME once the TIME_WAIT (2 s) of
+# any flow that just ended is over: the idle stack (listener, timers, the read buffer).
+lwip_baseline() {
+  sleep 3
+  json_get "$(tunsocks_counters "$1")" lwip_allocations
+}
+
+# expect_lwip_back NAME BASELINE: within 20 s (closed pcbs linger 2 s in TIME_WAIT), lwIP in
+# tunsocks NAME holds no more allocations than BASELINE: pcbs, segments and pbufs of every
+# closed flow were freed. Prints the count.
+expect_lwip_back() {
+  local name=$1 base=$2 now i
+  for ((i = 0; i < 20; i++)); do
+    now=$(json_get "$(tunsocks_counters "$name")" lwip_allocations)
+    ((now <= base)) && break
+    sleep 1
+  done
+  ((now <= base)) || fail "lwIP holds $now allocations 20 s after every flow closed, baseline $base"
+  echo "$now"
+}
+
 # json_get JSON KEY: one value of a counters JSON (KEY may be a.b for nested).
 json_get() {
   "$SYSTEM_PYTHON" -c '

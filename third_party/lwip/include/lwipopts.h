@@ -28,6 +28,12 @@
 
 /* mem_malloc() is libc malloc: no fixed MEM_SIZE arena to size or exhaust. */
 #define MEM_LIBC_MALLOC 1
+/* ... through wrappers that count live allocations (port/alloc.c), so tests can see that
+   closed flows gave back everything (pcbs, segments, pbufs) in any build. */
+#include "tunsocks_lwip_port.h"
+#define mem_clib_malloc tunsocks_lwip_malloc
+#define mem_clib_calloc tunsocks_lwip_calloc
+#define mem_clib_free tunsocks_lwip_free
 /* Every memp pool (pcbs, segments, pbuf structs, reassembly entries) also comes from
    malloc, so 100000 flows need no MEMP_NUM_* tuning; the MEMP_NUM_* values are unused. */
 #define MEMP_MEM_MALLOC 1

@@ -1,5 +1,6 @@
 /*
- * What tunsocks' lwIP port offers its users: the clock lwIP reads through sys_now().
+ * What tunsocks' lwIP port offers its users: the clock lwIP reads through sys_now(), and a
+ * count of lwIP's live heap allocations.
  *
  * lwIP's timers (TCP retransmission, delayed ACK, keepalive, reassembly timeouts) measure
  * time with sys_now(). The tunnel points it at its libuv loop's clock, so lwIP and the
@@ -12,6 +13,7 @@
 #ifndef TUNSOCKS_LWIP_PORT_H
 #define TUNSOCKS_LWIP_PORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -26,6 +28,13 @@ void tunsocks_lwip_set_clock(tunsocks_lwip_clock_fn now_ms, void* context);
 
 /* The default clock: CLOCK_MONOTONIC in milliseconds, truncated to 32 bits. */
 uint32_t tunsocks_lwip_monotonic_ms(void);
+
+/* lwIP's heap (port/alloc.c; lwipopts.h routes mem_clib_* here): malloc, calloc and free
+   that count the allocations lwIP holds now. */
+void* tunsocks_lwip_malloc(size_t size);
+void* tunsocks_lwip_calloc(size_t count, size_t size);
+void tunsocks_lwip_free(void* memory);
+uint64_t tunsocks_lwip_live_allocations(void);
 
 #ifdef __cplusplus
 }
