@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fuzz_hooks.h>
 #include <memory>
+#include <netinet/in.h>  // before lwIP's headers, whose htons() macros would break it (uv.h)
 #include <tunsocks_lwip_port.h>
 #include <unordered_map>
 #include <utility>
@@ -33,6 +34,7 @@
 #include <lwip/priv/tcp_priv.h>
 #include <lwip/stats.h>
 #include <lwip/tcp.h>
+#include <uv.h>
 
 #include "invariants.h"
 #include "tunnel/icmp_echo.h"
@@ -183,12 +185,14 @@ struct Connection {
 
 class App final : public LwipStack::Delegate {
  public:
-  explicit App(uv_loop_t* loop) : stack_(loop, *this, 1500) {
-    // The tunnel's glue points lwIP at the loop's clock; this target owns time instead.
+  explicit App(uv_loop_t* loop) : stack_(loop, *this, 1500), now_(uv_now(loop)) {
+    // The tunnel's glue points lwIP at the loop's clock, and lwIP armed its timers by it;
+    // this target owns time from here on, starting where the loop's clock stood.
     tunsocks_lwip_set_clock(&App::clock, this);
   }
 
   void begin(const std::uint8_t* header) {
+    start_ = now_;
     tunsocks_lwip_fuzz_set_isn(kIsns[header[0] & 3]);
     std::copy_n(header + 1, behaviours_.size(), behaviours_.begin());
     accepted_ = 0;
@@ -196,7 +200,7 @@ class App final : public LwipStack::Delegate {
 
   // As Tunnel::process_packet: only TCP goes to lwIP, a new flow's SYN through input_syn.
   void packet(PacketView packet) {
-    if (g_trace) trace("in ", packet, now_);
+    if (g_trace) trace("in ", packet, now_ - start_);
     const auto info = classify(packet);
     if (!info) return;
     if (info->protocol == kProtoIcmp || info->protocol == kProtoIcmpv6) {
@@ -279,7 +283,7 @@ class App final : public LwipStack::Delegate {
   }
 
   void on_lwip_output(PacketView packet) override {
-    if (g_trace) trace("out", packet, now_);
+    if (g_trace) trace("out", packet, now_ - start_);
     check_output(packet);
   }
 
@@ -326,6 +330,18 @@ class App final : public LwipStack::Delegate {
   }
 
   void check_no_leak() const {
+    if (g_trace) {
+      for (std::size_t i = 0; i < MEMP_MAX; ++i) {
+        if (lwip_stats.memp[i]->used != pools_[i]) {
+          std::fprintf(stderr, "leak: pool %s holds %zu (was %zu)\n", lwip_stats.memp[i]->name,
+                       std::size_t{lwip_stats.memp[i]->used}, pools_[i]);
+        }
+      }
+      if (lwip_stats.mem.used != heap_) {
+        std::fprintf(stderr, "leak: heap %zu bytes (was %zu)\n", std::size_t{lwip_stats.mem.used},
+                     heap_);
+      }
+    }
     for (std::size_t i = 0; i < MEMP_MAX; ++i)
       expect(lwip_stats.memp[i]->used == pools_[i]);
     expect(lwip_stats.mem.used == heap_);
@@ -450,6 +466,7 @@ class App final : public LwipStack::Delegate {
 
   LwipStack stack_;
   std::uint64_t now_ = 0;
+  std::uint64_t start_ = 0;  // when the current input began (for the trace)
   std::array<std::uint8_t, 3> behaviours_{};
   std::size_t accepted_ = 0;
   // Flows as the tunnel knows them: a SYN of an unknown flow opens one (nullptr until lwIP
