@@ -344,6 +344,14 @@ def lwip_seeds():
         record(a.acknowledge(1000), 1), record(b.acknowledge(1400), 1),
         record(b.send(b"", ACK | FIN), 1), record(a.send(b"", ACK | FIN), 1),
         record(b.acknowledge(1), 4000), record(a.acknowledge(1), 4000))
+
+    # Reproducer of lwIP patch 0005: one byte exactly 2^31 from rcv_nxt was taken as the
+    # next in-order byte (an assertion with LWIP_DEBUG).
+    s = Session(V4_APP, V4_SERVER, 41001, 80)
+    seeds["crash_one_byte_half_space_away"] = stream(
+        [0, ECHO, 0, 0], record(s.syn(), 1), record(s.acknowledge(), 1),
+        record(s.segment(ACK | PSH, b"X", seq=s.seq + 2**31), 1), record(s.send(b"hi"), 1),
+        record(s.acknowledge(2), 1000))
     return seeds
 
 
