@@ -345,6 +345,41 @@ def lwip_seeds():
         record(b.send(b"", ACK | FIN), 1), record(a.send(b"", ACK | FIN), 1),
         record(b.acknowledge(1), 4000), record(a.acknowledge(1), 4000))
 
+    # IPv6 beyond the fixed header: the SYN in two fragments, then segments behind a
+    # hop-by-hop and a destination options header (lwIP walks both).
+    s = Session(V6_APP, V6_SERVER, 40014, 443)
+    transport = s.syn()[40:]
+
+    def fragment(offset, more, part):
+        header = bytes([6, 0]) + (offset << 3 | more).to_bytes(2, "big") + h("00 00 12 34")
+        return ipv6(V6_APP, V6_SERVER, header + part, next_header=44)
+
+    def behind_options(packet):
+        hop_by_hop = bytes([60, 0]) + h("01 04 00 00 00 00")  # PadN, then destination options
+        destination = bytes([6, 0]) + h("01 04 00 00 00 00")
+        return ipv6(V6_APP, V6_SERVER, hop_by_hop + destination + packet[40:], next_header=0)
+
+    seeds["v6_fragments_and_extension_headers"] = stream(
+        [0, ECHO | CLOSE_ON_FIN, 0, 0], record(fragment(0, 1, transport[:24]), 1),
+        record(fragment(3, 0, transport[24:]), 1), record(behind_options(s.acknowledge()), 1),
+        record(behind_options(s.send(b"abc")), 1), record(s.acknowledge(3), 1),
+        record(s.send(b"", ACK | FIN), 1), record(s.acknowledge(1), 100))
+
+    # IPv4 with header options (record route): lwIP skips them.
+    s = Session(V4_APP, V4_SERVER, 40015, 80)
+
+    def with_options(packet):
+        options = h("07 07 04 00 00 00 00 00")  # record route with one empty slot, then EOL
+        header = bytearray(bytes([0x47, 0]) + (len(packet) + 8).to_bytes(2, "big") + packet[4:10]
+                           + b"\0\0" + packet[12:20])
+        header[10:12] = checksum(bytes(header) + options)
+        return bytes(header) + options + packet[20:]
+
+    seeds["v4_header_options"] = stream(
+        [1, ECHO | CLOSE_ON_FIN, 0, 0], record(with_options(s.syn()), 1),
+        record(with_options(s.acknowledge(0, ack=0x7FFFFF01)), 1),
+        record(with_options(s.send(b"opt", ack=0x7FFFFF01)), 1))
+
     # Reproducer of lwIP patch 0005: one byte exactly 2^31 from rcv_nxt was taken as the
     # next in-order byte (an assertion with LWIP_DEBUG).
     s = Session(V4_APP, V4_SERVER, 41001, 80)
