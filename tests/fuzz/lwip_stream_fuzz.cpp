@@ -266,8 +266,8 @@ class App final : public LwipStack::Delegate {
       tcp_abort(tcp_active_pcbs);
     while (tcp_tw_pcbs != nullptr)
       tcp_abort(tcp_tw_pcbs);
-    // Longer than IP reassembly keeps a fragment (IP_REASS_MAXAGE ticks of one second).
-    for (int i = 0; i < IP_REASS_MAXAGE + 5; ++i) {
+    // Longer than IP reassembly keeps a fragment (*_REASS_MAXAGE ticks of one second).
+    for (int i = 0; i < std::max(IP_REASS_MAXAGE, IPV6_REASS_MAXAGE) + 5; ++i) {
       now_ += 1000;
       stack_.check_timeouts();
     }
