@@ -13,9 +13,14 @@
 //              IPv4 header and TCP checksums are recomputed first, so that mutated packets
 //              get past lwIP's checksum checks. Big-endian; a short tail is used as it is.
 //
-// Checked: every packet lwIP writes to the TUN classifies, is exactly as long as it says
-// and carries valid checksums; after each input everything is torn down and lwIP's pools
-// and heap are back where they were (nothing leaked); lwIP's own assertions are on.
+// Checked: every packet lwIP writes to the TUN classifies, is exactly as long as it says,
+// carries valid checksums and, if TCP, is not an IP fragment (segments fit the MTU); lwIP
+// never acknowledges more than was written, delivers one FIN and no data after it, and
+// every pcb the application holds is still one of lwIP's open connections; after each
+// input everything is torn down and lwIP's pools and heap are back where they were
+// (nothing leaked). lwIP is the harness's own build (third_party/lwip: tunsocks_lwip_fuzz,
+// assertions on, the initial sequence number set from the header).
+// TUNSOCKS_FUZZ_TRACE=1 prints every segment in and out.
 #include <algorithm>
 #include <array>
 #include <cstdint>
