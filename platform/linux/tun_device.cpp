@@ -77,7 +77,8 @@ std::expected<void, TunError> set_ipv6(const std::string& name, int index,
   if (sock.fd() < 0) {
     return std::unexpected(error_for(errno, "socket(AF_INET6) (is IPv6 disabled?)"));
   }
-  In6Ifreq request{};
+  In6Ifreq request;
+  std::memset(&request, 0, sizeof request);  // padding too: the kernel copies it all
   std::memcpy(&request.ifr6_addr, address.bytes, 16);
   request.ifr6_prefixlen = static_cast<std::uint32_t>(address.prefix_length);
   request.ifr6_ifindex = index;

@@ -16,7 +16,8 @@ serve --host H [--port P] --mode M [--bytes N]     prints `listening on H:P` fir
 
 client --host H --port P --mode M [...]
   client-closes-first  send N bytes, shutdown(SHUT_WR), read to EOF
-  server-closes-first  read to EOF, then send N bytes, shutdown(SHUT_WR), read to EOF
+  server-closes-first  read to EOF, (sleep --pause seconds,) then send N bytes,
+                       shutdown(SHUT_WR), read to EOF
   read-until-error     send a few bytes the server never reads, read; `progress` once
                        --progress bytes are in; the end is `end=eof|<ERRNO>|timeout`
   upload-then-abort    send --bytes, then close with SO_LINGER 0 (a RST)
@@ -241,6 +242,7 @@ def client(a):
         say("received", f"bytes={n}", f"sha256={sha}", f"end={end}")
         if end == "eof":
             # The server's FIN is in; our direction must still carry everything.
+            time.sleep(a.pause)
             sha_out = send_all(s, a.bytes)
             s.shutdown(socket.SHUT_WR)
             say("sent", f"bytes={a.bytes}", f"sha256={sha_out}", "then=shutdown_wr")
