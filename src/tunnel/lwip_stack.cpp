@@ -87,8 +87,27 @@ err_t on_accept(void*, tcp_pcb* pcb, err_t error) {
   return ERR_OK;
 }
 
+// lwIP keeps a connection that closed first on our side in TIME_WAIT, on one list that it
+// walks linearly for every segment no open connection claims (every new SYN among them),
+// and input_syn walked it once more: at thousands of new flows a second the walks over
+// thousands of pcbs cost more than the flows themselves. On a TUN, TIME_WAIT has nothing
+// to protect: no network holds old segments that could reach a new connection, and a FIN
+// the application retransmits because our last ACK was lost (a full TUN queue) is answered
+// with a reset, which ends its socket in LAST_ACK just as the ACK would. So they go as
+// soon as lwIP is done with a batch of input. Pcbs a flow still holds (callback_arg set)
+// wait for the flow to detach them: freeing them here would leave it a dangling pointer.
+void drop_time_wait() {
+  tcp_pcb* pcb = tcp_tw_pcbs;
+  while (pcb != nullptr) {
+    tcp_pcb* next = pcb->next;
+    if (pcb->callback_arg == nullptr) tcp_abort(pcb);  // TIME_WAIT: freed, no reset sent
+    pcb = next;
+  }
+}
+
 void on_timer(uv_timer_t*) {
   sys_check_timeouts();
+  drop_time_wait();
 }
 
 }  // namespace
@@ -148,20 +167,17 @@ void LwipStack::input(PacketView packet) {
   }
 }
 
-void LwipStack::input_syn(PacketView packet, const FlowKey& key) {
-  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcb->remote_port == key.source.port && pcb->local_port == key.destination.port &&
-        endpoint_of(pcb->remote_ip, pcb->remote_port) == key.source &&
-        endpoint_of(pcb->local_ip, pcb->local_port) == key.destination) {
-      tcp_abort(pcb);
-      break;
-    }
-  }
+void LwipStack::input_syn(PacketView packet, const FlowKey&) {
+  // A TIME_WAIT pcb left by an earlier connection with the same addresses and ports would
+  // answer the SYN instead of the listener. The ones left on the list belong to a flow or
+  // DNS session still open, which has the same key: the tunnel sends the SYN there, not here.
+  drop_time_wait();
   input(packet);
 }
 
 void LwipStack::check_timeouts() {
   sys_check_timeouts();
+  drop_time_wait();
 }
 
 void LwipStack::output(PacketView packet) {

@@ -41,11 +41,12 @@ class LwipStack {
 
   // Feeds one IP packet (copied) into lwIP.
   void input(PacketView packet);
-  // Feeds a held SYN for `key`. A TIME_WAIT pcb left by an earlier flow with the same
-  // addresses and ports is dropped first (RFC 6191 allows reuse), or lwIP would answer the
-  // SYN from it instead of accepting a new connection.
+  // Feeds a held SYN for `key`. TIME_WAIT pcbs left by earlier flows are dropped first
+  // (there are none for long, see drop_time_wait), or lwIP would answer the SYN from one
+  // with the same addresses and ports instead of accepting a new connection.
   void input_syn(PacketView packet, const FlowKey& key);
-  // Runs lwIP's due timers; the tunnel calls it once per batch of packets as well.
+  // Runs lwIP's due timers and drops TIME_WAIT pcbs; the tunnel calls it once per batch of
+  // packets as well.
   void check_timeouts();
   // Stops the timer; call before the loop is closed (the stack's destructor frees it).
   void close();
