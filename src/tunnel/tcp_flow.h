@@ -167,6 +167,9 @@ class TcpFlow {
   bool close(CloseReason reason, CloseKind kind, bool in_lwip = false);
   void release(int count = 1);
   void arm_timer(std::uint64_t ms);
+  [[nodiscard]] int try_write_now(const uv_buf_t* buffers, unsigned count);
+  static void skip_written(std::vector<uv_buf_t>& buffers, std::size_t count);
+  void upstream_written(std::size_t length);
 
   FlowHost& host_;
   const std::uint64_t id_;
