@@ -331,8 +331,10 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     down_pending_.assign(data + used, data + length);
     bytes_down_ += length - used;
     host_.flow_counters().bytes_down += length - used;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
-    reading_ = false;
+    // Reading goes on while the application completes its handshake with lwIP (stopping
+    // and restarting would cost two epoll_ctl per flow); the first bytes that arrive wait
+    // in down_pending_ for attach(), and reading stops then, as it does in the relay.
+    if (!down_pending_.empty()) stop_reading();
     phase_ = Phase::accepting;
     TS_LOG_DEBUG("flow id=%llu upstream said yes; answering the SYN",
                  static_cast<unsigned long long>(id_));
@@ -347,7 +349,11 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
 
   bytes_down_ += length;
   host_.flow_counters().bytes_down += length;
-  if (pcb_ == nullptr) return;
+  if (pcb_ == nullptr) {  // accepting: no connection to the application yet
+    down_pending_.insert(down_pending_.end(), data, data + length);
+    stop_reading();
+    return;
+  }
   std::size_t offset = 0;
   if (down_pending_.empty()) {
     while (offset < length) {
@@ -388,6 +394,11 @@ void TcpFlow::pump_down() {
     if (tcp_shutdown(pcb_, 0, 1) == ERR_OK) app_fin_sent_ = true;
   }
   tcp_output(pcb_);
+}
+
+void TcpFlow::stop_reading() {
+  if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+  reading_ = false;
 }
 
 void TcpFlow::update_reading() {

@@ -161,6 +161,7 @@ class TcpFlow {
   void begin_relay();
   void pump_down();
   void update_reading();
+  void stop_reading();
   void maybe_finish_gracefully(bool in_lwip);
   // The one teardown path. In lwIP context a reset cannot abort the pcb itself: it returns
   // true and the trampoline aborts.
