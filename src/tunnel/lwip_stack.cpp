@@ -94,13 +94,18 @@ err_t on_accept(void*, tcp_pcb* pcb, err_t error) {
 // to protect: no network holds old segments that could reach a new connection, and a FIN
 // the application retransmits because our last ACK was lost (a full TUN queue) is answered
 // with a reset, which ends its socket in LAST_ACK just as the ACK would. So they go as
-// soon as lwIP is done with a batch of input. Pcbs a flow still holds (callback_arg set)
-// wait for the flow to detach them: freeing them here would leave it a dangling pointer.
+// soon as lwIP is done with a batch of input. An owner still attached (a flow waiting for
+// its upstream's shutdown) hears ERR_CLSD first, as from lwIP when it frees a pcb after
+// LAST_ACK: both FINs are acknowledged, nothing is lost. (lwIP itself would free such a
+// pcb after 2 * TCP_MSL without telling its owner.)
 void drop_time_wait() {
   tcp_pcb* pcb = tcp_tw_pcbs;
   while (pcb != nullptr) {
     tcp_pcb* next = pcb->next;
-    if (pcb->callback_arg == nullptr) tcp_abort(pcb);  // TIME_WAIT: freed, no reset sent
+    if (pcb->callback_arg != nullptr && pcb->errf != nullptr) {
+      pcb->errf(pcb->callback_arg, ERR_CLSD);  // the owner forgets the pcb, touches nothing
+    }
+    tcp_abort(pcb);  // in TIME_WAIT: freed, no reset sent, no callback
     pcb = next;
   }
 }
@@ -169,8 +174,7 @@ void LwipStack::input(PacketView packet) {
 
 void LwipStack::input_syn(PacketView packet, const FlowKey&) {
   // A TIME_WAIT pcb left by an earlier connection with the same addresses and ports would
-  // answer the SYN instead of the listener. The ones left on the list belong to a flow or
-  // DNS session still open, which has the same key: the tunnel sends the SYN there, not here.
+  // answer the SYN instead of the listener.
   drop_time_wait();
   input(packet);
 }

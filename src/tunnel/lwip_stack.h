@@ -42,11 +42,11 @@ class LwipStack {
   // Feeds one IP packet (copied) into lwIP.
   void input(PacketView packet);
   // Feeds a held SYN for `key`. TIME_WAIT pcbs left by earlier flows are dropped first
-  // (there are none for long, see drop_time_wait), or lwIP would answer the SYN from one
-  // with the same addresses and ports instead of accepting a new connection.
+  // (none lives longer than a batch of input, see drop_time_wait), or lwIP would answer
+  // the SYN from one with the same addresses and ports instead of accepting a connection.
   void input_syn(PacketView packet, const FlowKey& key);
-  // Runs lwIP's due timers and drops TIME_WAIT pcbs; the tunnel calls it once per batch of
-  // packets as well.
+  // Runs lwIP's due timers and drops TIME_WAIT pcbs (their owners, if still attached, get
+  // ERR_CLSD in their err callback); the tunnel calls it once per batch of packets as well.
   void check_timeouts();
   // Stops the timer; call before the loop is closed (the stack's destructor frees it).
   void close();

@@ -83,8 +83,10 @@ err_t on_lwip_sent(void* arg, tcp_pcb* pcb, u16_t length) {
   return ERR_OK;
 }
 void on_lwip_err(void* arg, err_t error) {
-  // The pcb is already freed here; the flow only forgets it.
-  if (arg != nullptr) flow_of(arg)->on_lwip_error(error == ERR_RST);
+  // The pcb is already freed here (or is about to be); the flow only forgets it.
+  if (arg == nullptr) return;
+  if (error == ERR_CLSD) return flow_of(arg)->on_lwip_finished();
+  flow_of(arg)->on_lwip_error(error == ERR_RST);
 }
 
 // tcp_sndbuf() clamps to 16 bits (TCPWND16) even with window scaling; the marks below are
@@ -580,6 +582,14 @@ void TcpFlow::maybe_finish_gracefully(bool in_lwip) {
     assert(!abort || !in_lwip);
     (void)abort;
   }
+}
+
+// lwIP let go of the application's connection after both FINs were acknowledged (LAST_ACK
+// done, or TIME_WAIT dropped by the stack): that side ended cleanly, and the flow ends
+// when the upstream's side has too.
+void TcpFlow::on_lwip_finished() {
+  pcb_ = nullptr;
+  maybe_finish_gracefully(false);
 }
 
 void TcpFlow::on_lwip_error(bool reset) {

@@ -154,6 +154,7 @@ class TcpFlow {
   [[nodiscard]] bool on_recv(pbuf* chain);
   [[nodiscard]] bool on_sent(std::uint16_t length);
   void on_lwip_error(bool reset);
+  void on_lwip_finished();
 
  private:
   void handshake_step();
