@@ -7,6 +7,7 @@ Raw layout (one directory per measured path: direct, tunsocks-mtu<N>):
   iperf-<streams>-<up|down>.json   iperf3 -J output
   iperf-<...>.cpu                  {"tunsocks_cpu_s","socksd_cpu_s","wall_s"} (tunsocks only)
   rtt.json, conn_rate.json         one JSON line from bench/tools/rtt and conn_rate
+  conn_rate.cpu                    {"tunsocks_cpu_s","socksd_cpu_s"} over the conn_rate run
   memory.jsonl                     one line per held-flow count (tunsocks only)
   udp-rtt.json, udp-flood.json,    one JSON line each from bench/tools/udp_bench (rtt,
   dns.json                         flood, dns); udp-flood.machine: the TUN queue's drops
@@ -87,6 +88,13 @@ def read_path(directory):
         path["iperf"] = {name: iperf_result(directory, name) for name in IPERF_RUNS}
         path["rtt"] = read_json(os.path.join(directory, "rtt.json"))
         path["conn_rate"] = read_json(os.path.join(directory, "conn_rate.json"))
+        cpu_path = os.path.join(directory, "conn_rate.cpu")
+        connections = path["conn_rate"].get("connections")
+        if os.path.exists(cpu_path) and connections:
+            cpu = read_json(cpu_path)
+            for who in ("tunsocks", "socksd"):
+                if f"{who}_cpu_s" in cpu:
+                    path["conn_rate"][f"{who}_cpu_us_per_connection"] = cpu[f"{who}_cpu_s"] * 1e6 / connections
     if os.path.exists(os.path.join(directory, "rtt-socksd.json")):
         path["rtt_socksd_alone"] = read_json(os.path.join(directory, "rtt-socksd.json"))
     if os.path.exists(os.path.join(directory, "udp-rtt.json")):
@@ -242,6 +250,10 @@ def markdown(report):
     row("connection (connect → response → EOF) median ms", lambda p: dig(p, "conn_rate", "p50_ms"), 3)
     row("connection p99 ms", lambda p: dig(p, "conn_rate", "p99_ms"), 3)
     row("failed connections", lambda p: dig(p, "conn_rate", "errors"), 0, compare=False)
+    row("tunsocks CPU µs per connection", lambda p: dig(p, "conn_rate", "tunsocks_cpu_us_per_connection"),
+        0, compare=False)
+    row("socksd CPU µs per connection (context)",
+        lambda p: dig(p, "conn_rate", "socksd_cpu_us_per_connection"), 0, compare=False)
     for name, label in [("1-up", "upload"), ("1-down", "download")]:
         row(f"tunsocks CPU s per GB, 1-stream {label}",
             lambda p, n=name: dig(p, "iperf", n, "tunsocks_cpu_s_per_gb"), 2, compare=False)

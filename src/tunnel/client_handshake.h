@@ -32,8 +32,10 @@ struct HandshakeOptions {
   SocksVersion version = SocksVersion::socks5;
   std::optional<Credentials> credentials;  // SOCKS5: offers RFC 1929; SOCKS4: USERID = user
   // SOCKS5 without credentials: send the request right behind the greeting instead of
-  // waiting one round trip for the method selection. RFC 1928 does not forbid it, most
-  // servers accept it, a few do not: off unless configured.
+  // waiting one round trip for the method selection. RFC 1928 does not forbid it and
+  // socksd and Dante accept it, but microsocks drops the bytes behind the greeting and
+  // waits for a request that never comes (the flow ends in connect_timeout): off unless
+  // configured. Nothing configures it yet (no config key or URL parameter).
   bool pipeline_request = false;
 };
 

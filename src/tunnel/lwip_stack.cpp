@@ -100,8 +100,32 @@ err_t on_accept(void*, tcp_pcb* pcb, err_t error) {
   return ERR_OK;
 }
 
+// lwIP keeps a connection that closed first on our side in TIME_WAIT, on one list that it
+// walks linearly for every segment no open connection claims (every new SYN among them),
+// and input_syn walked it once more: at thousands of new flows a second the walks over
+// thousands of pcbs cost more than the flows themselves. On a TUN, TIME_WAIT has nothing
+// to protect: no network holds old segments that could reach a new connection, and a FIN
+// the application retransmits because our last ACK was lost (a full TUN queue) is answered
+// with a reset, which ends its socket in LAST_ACK just as the ACK would. So they go as
+// soon as lwIP is done with a batch of input. An owner still attached (a flow waiting for
+// its upstream's shutdown) hears ERR_CLSD first, as from lwIP when it frees a pcb after
+// LAST_ACK: both FINs are acknowledged, nothing is lost. (lwIP itself would free such a
+// pcb after 2 * TCP_MSL without telling its owner.)
+void drop_time_wait() {
+  tcp_pcb* pcb = tcp_tw_pcbs;
+  while (pcb != nullptr) {
+    tcp_pcb* next = pcb->next;
+    if (pcb->callback_arg != nullptr && pcb->errf != nullptr) {
+      pcb->errf(pcb->callback_arg, ERR_CLSD);  // the owner forgets the pcb, touches nothing
+    }
+    tcp_abort(pcb);  // in TIME_WAIT: freed, no reset sent, no callback
+    pcb = next;
+  }
+}
+
 void on_timer(uv_timer_t*) {
   sys_check_timeouts();
+  drop_time_wait();
 }
 
 }  // namespace
@@ -188,20 +212,16 @@ void LwipStack::input(PacketView packet, bool checksum_trusted) {
   }
 }
 
-void LwipStack::input_syn(PacketView packet, const FlowKey& key) {
-  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcb->remote_port == key.source.port && pcb->local_port == key.destination.port &&
-        endpoint_of(pcb->remote_ip, pcb->remote_port) == key.source &&
-        endpoint_of(pcb->local_ip, pcb->local_port) == key.destination) {
-      tcp_abort(pcb);
-      break;
-    }
-  }
+void LwipStack::input_syn(PacketView packet, const FlowKey&) {
+  // A TIME_WAIT pcb left by an earlier connection with the same addresses and ports would
+  // answer the SYN instead of the listener.
+  drop_time_wait();
   input(packet);
 }
 
 void LwipStack::check_timeouts() {
   sys_check_timeouts();
+  drop_time_wait();
 }
 
 std::uint64_t LwipStack::live_allocations() {

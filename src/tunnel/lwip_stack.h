@@ -52,14 +52,15 @@ class LwipStack {
   // A buffer for the next TUN read (TunIo::kMaxPacket bytes; empty if memory ran out). A
   // large packet read into it is adopted by input() instead of copied.
   [[nodiscard]] std::span<std::uint8_t> receive_buffer();
-  // Feeds one IP packet into lwIP, copied unless it is a large one in receive_buffer(). A trusted
-  // TCP checksum is not verified (it may be partial: see TunIo::Packet).
+  // Feeds one IP packet into lwIP, copied unless it is a large one in receive_buffer(). A
+  // trusted TCP checksum is not verified (it may be partial: see TunIo::Packet).
   void input(PacketView packet, bool checksum_trusted = false);
-  // Feeds a held SYN for `key`. A TIME_WAIT pcb left by an earlier flow with the same
-  // addresses and ports is dropped first (RFC 6191 allows reuse), or lwIP would answer the
-  // SYN from it instead of accepting a new connection.
+  // Feeds a held SYN for `key`. TIME_WAIT pcbs left by earlier flows are dropped first
+  // (none lives longer than a batch of input, see drop_time_wait), or lwIP would answer
+  // the SYN from one with the same addresses and ports instead of accepting a connection.
   void input_syn(PacketView packet, const FlowKey& key);
-  // Runs lwIP's due timers; the tunnel calls it once per batch of packets as well.
+  // Runs lwIP's due timers and drops TIME_WAIT pcbs (their owners, if still attached, get
+  // ERR_CLSD in their err callback); the tunnel calls it once per batch of packets as well.
   void check_timeouts();
   // Stops the timer; call before the loop is closed (the stack's destructor frees it).
   void close();

@@ -83,8 +83,10 @@ err_t on_lwip_sent(void* arg, tcp_pcb* pcb, u16_t length) {
   return ERR_OK;
 }
 void on_lwip_err(void* arg, err_t error) {
-  // The pcb is already freed here; the flow only forgets it.
-  if (arg != nullptr) flow_of(arg)->on_lwip_error(error == ERR_RST);
+  // The pcb is already freed here (or is about to be); the flow only forgets it.
+  if (arg == nullptr) return;
+  if (error == ERR_CLSD) return flow_of(arg)->on_lwip_finished();
+  flow_of(arg)->on_lwip_error(error == ERR_RST);
 }
 
 // tcp_sndbuf() clamps to 16 bits (TCPWND16) even with window scaling; the marks below are
@@ -240,6 +242,17 @@ void TcpFlow::on_connected(int status) {
 void TcpFlow::handshake_step() {
   socks::Bytes bytes = handshake_.take_output();
   if (bytes.empty()) return;
+  // A handshake message fits the fresh socket's buffer: written at once, it needs no
+  // request, no callback and no write watcher (see try_write_now).
+  uv_buf_t whole =
+      uv_buf_init(reinterpret_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+  const int written = try_write_now(&whole, 1);
+  if (written < 0) {
+    detail_ = std::string("upstream write: ") + uv_strerror(written);
+    return refuse(CloseReason::upstream_unreachable, Refusal::reset);
+  }
+  if (static_cast<std::size_t>(written) == bytes.size()) return;
+  bytes.erase(bytes.begin(), bytes.begin() + written);
   auto write = std::make_unique<UpstreamWrite>();
   write->flow = this;
   write->owned = std::move(bytes);
@@ -320,8 +333,10 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     down_pending_.assign(data + used, data + length);
     bytes_down_ += length - used;
     host_.flow_counters().bytes_down += length - used;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
-    reading_ = false;
+    // Reading goes on while the application completes its handshake with lwIP (stopping
+    // and restarting would cost two epoll_ctl per flow); the first bytes that arrive wait
+    // in down_pending_ for attach(), and reading stops then, as it does in the relay.
+    if (!down_pending_.empty()) stop_reading();
     phase_ = Phase::accepting;
     TS_LOG_DEBUG("flow id=%llu upstream said yes; answering the SYN",
                  static_cast<unsigned long long>(id_));
@@ -336,7 +351,11 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
 
   bytes_down_ += length;
   host_.flow_counters().bytes_down += length;
-  if (pcb_ == nullptr) return;
+  if (pcb_ == nullptr) {  // accepting: no connection to the application yet
+    down_pending_.insert(down_pending_.end(), data, data + length);
+    stop_reading();
+    return;
+  }
   std::size_t offset = 0;
   if (down_pending_.empty()) {
     while (offset < length) {
@@ -377,6 +396,11 @@ void TcpFlow::pump_down() {
     if (tcp_shutdown(pcb_, 0, 1) == ERR_OK) app_fin_sent_ = true;
   }
   tcp_output(pcb_);
+}
+
+void TcpFlow::stop_reading() {
+  if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+  reading_ = false;
 }
 
 void TcpFlow::update_reading() {
@@ -449,6 +473,21 @@ bool TcpFlow::on_recv(pbuf* chain) {
     if (part->len == 0) continue;
     write->buffers.push_back(uv_buf_init(static_cast<char*>(part->payload), part->len));
   }
+  const int written =
+      try_write_now(write->buffers.data(), static_cast<unsigned>(write->buffers.size()));
+  if (written < 0) {
+    pbuf_free(chain);
+    detail_ = std::string("upstream write: ") + uv_strerror(written);
+    return close(CloseReason::upstream_reset, CloseKind::reset, true);
+  }
+  if (static_cast<std::size_t>(written) == chain->tot_len) {
+    // All taken by the kernel: acknowledged to lwIP now, as on_write_done would.
+    upstream_written(chain->tot_len);
+    pbuf_free(chain);
+    return false;
+  }
+  // The rest waits for the socket; the chain is acknowledged whole when it is written.
+  skip_written(write->buffers, static_cast<std::size_t>(written));
   write->request.data = write.get();
   const int status = uv_write(&write->request, stream, write->buffers.data(),
                               static_cast<unsigned>(write->buffers.size()), tunnel::on_write);
@@ -463,17 +502,44 @@ bool TcpFlow::on_recv(pbuf* chain) {
   return false;
 }
 
+// uv_write always arms the socket's write watcher and calls back on a later loop turn,
+// which costs an epoll_ctl and a callback per write even when the kernel takes everything
+// at once, as it does for nearly every small write (a request, a handshake message).
+// Returns the bytes written now (0 if the socket is full or earlier writes still queue),
+// or a libuv error.
+int TcpFlow::try_write_now(const uv_buf_t* buffers, unsigned count) {
+  if (writes_in_flight_ != 0) return 0;  // keep the order: uv_try_write would refuse anyway
+  const int written = uv_try_write(reinterpret_cast<uv_stream_t*>(&upstream_), buffers, count);
+  return written == UV_EAGAIN ? 0 : written;
+}
+
+// Drops the first `count` bytes from `buffers` (all written by try_write_now).
+void TcpFlow::skip_written(std::vector<uv_buf_t>& buffers, std::size_t count) {
+  auto first = buffers.begin();
+  while (count > 0 && count >= first->len) {
+    count -= first->len;
+    ++first;
+  }
+  buffers.erase(buffers.begin(), first);
+  if (count > 0) {
+    buffers.front().base += count;
+    buffers.front().len -= count;
+  }
+}
+
+void TcpFlow::upstream_written(std::size_t length) {
+  bytes_up_ += length;
+  host_.flow_counters().bytes_up += length;
+  last_activity_ms_ = uv_now(host_.loop());
+  // Only now does the application's window open again: a slow upstream throttles the
+  // application instead of growing our memory.
+  if (pcb_ != nullptr) tcp_recved(pcb_, static_cast<u16_t>(length));
+}
+
 void TcpFlow::on_write_done(pbuf* chain, int status) {
   if (chain != nullptr) {
     --writes_in_flight_;
-    if (status == 0) {
-      bytes_up_ += chain->tot_len;
-      host_.flow_counters().bytes_up += chain->tot_len;
-      last_activity_ms_ = uv_now(host_.loop());
-      // Only now does the application's window open again: a slow upstream throttles the
-      // application instead of growing our memory.
-      if (pcb_ != nullptr) tcp_recved(pcb_, chain->tot_len);
-    }
+    if (status == 0) upstream_written(chain->tot_len);
     pbuf_free(chain);
   }
   if (status < 0 && status != UV_ECANCELED && phase_ != Phase::closing) {
@@ -516,6 +582,14 @@ void TcpFlow::maybe_finish_gracefully(bool in_lwip) {
     assert(!abort || !in_lwip);
     (void)abort;
   }
+}
+
+// lwIP let go of the application's connection after both FINs were acknowledged (LAST_ACK
+// done, or TIME_WAIT dropped by the stack): that side ended cleanly, and the flow ends
+// when the upstream's side has too.
+void TcpFlow::on_lwip_finished() {
+  pcb_ = nullptr;
+  maybe_finish_gracefully(false);
 }
 
 void TcpFlow::on_lwip_error(bool reset) {

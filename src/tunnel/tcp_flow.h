@@ -154,6 +154,7 @@ class TcpFlow {
   [[nodiscard]] bool on_recv(pbuf* chain);
   [[nodiscard]] bool on_sent(std::uint16_t length);
   void on_lwip_error(bool reset);
+  void on_lwip_finished();
 
  private:
   void handshake_step();
@@ -161,12 +162,16 @@ class TcpFlow {
   void begin_relay();
   void pump_down();
   void update_reading();
+  void stop_reading();
   void maybe_finish_gracefully(bool in_lwip);
   // The one teardown path. In lwIP context a reset cannot abort the pcb itself: it returns
   // true and the trampoline aborts.
   bool close(CloseReason reason, CloseKind kind, bool in_lwip = false);
   void release(int count = 1);
   void arm_timer(std::uint64_t ms);
+  [[nodiscard]] int try_write_now(const uv_buf_t* buffers, unsigned count);
+  static void skip_written(std::vector<uv_buf_t>& buffers, std::size_t count);
+  void upstream_written(std::size_t length);
 
   FlowHost& host_;
   const std::uint64_t id_;

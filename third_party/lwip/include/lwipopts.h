@@ -200,7 +200,9 @@
    stock 2 minutes only keep the 4-tuple busy: when the upstream closes first, lwIP holds
    TIME_WAIT while the app's kernel holds none and may reuse its port at once; the new SYN
    would then hit the TIME_WAIT pcb instead of our listener. 2 seconds covers a
-   retransmitted FIN and frees the tuple quickly. */
+   retransmitted FIN and frees the tuple quickly. (In practice the tunnel drops every TIME_WAIT
+   pcb after each batch of input, src/tunnel/lwip_stack.cpp drop_time_wait, so this bound
+   is never reached.) */
 #define TCP_MSL 1000UL
 /* No listen backlog cap in lwIP: the classifier in front of lwIP holds each new flow's
    SYN until the upstream accepts, so it bounds pending flows; lwIP's u8_t backlog (max
