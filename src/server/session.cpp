@@ -180,7 +180,7 @@ Session::Session(Server& server, std::uint64_t id, net::UvHandle<uv_tcp_t> clien
       started_ms_(uv_now(server.loop())),
       client_(std::move(client)),
       handshake_(server.authenticator().required()),
-      relay_(*this, server.pool()) {
+      relay_(*this, server.pool(), Relay::configured_splice_after()) {
   retain();  // the client handle
 }
 
@@ -834,6 +834,12 @@ void Session::relay_moved(RelaySide from, std::size_t bytes) {
     counters.bytes_down += bytes;
   }
   last_activity_ms_ = uv_now(loop_);
+}
+
+void Session::relay_spliced() {
+  TS_LOG_DEBUG("sid=%llu relay spliced after up=%llu down=%llu",
+               static_cast<unsigned long long>(id_), static_cast<unsigned long long>(up_),
+               static_cast<unsigned long long>(down_));
 }
 
 void Session::relay_finished() {
