@@ -162,13 +162,13 @@ class Proxy:
         self.log_file.close()
 
 
-def start_socksd(binary, workdir):
+def start_socksd(binary, workdir, name="socksd"):
     cfg = os.path.join(workdir, "socksd.json")
     with open(cfg, "w") as f:
         # Capacity, not policy: the default limits must not cap the 1000 idle sessions.
         json.dump({"listen": ["127.0.0.1:0"], "allow_private": True, "log_level": "info",
                    "limits": {"max_connections": 100000, "max_connections_per_client": 100000}}, f)
-    return Proxy("socksd", [binary, "--config", cfg], workdir,
+    return Proxy(name, [binary, "--config", cfg], workdir,
                  lambda p: wait_listening_line(p.log_path, p.proc))
 
 
@@ -260,6 +260,9 @@ def measure(name, proxy, tool, target, a):
 
 # ---------------------------------------------------------------- report
 
+# Column order; "socksd-prev" is another socksd build (--baseline), for before/after.
+PATHS = ("direct", "socksd", "socksd-prev", "microsocks", "dante")
+
 
 ROWS = [
     ("1-stream download, Gbit/s", lambda r: r["down_1"]["gbit_s"], "higher"),
@@ -293,12 +296,14 @@ def ratio(v, base):
 
 def markdown(report, a):
     res = report["results"]
-    names = [n for n in ("direct", "socksd", "microsocks", "dante") if n in res and "error" not in res[n]]
+    names = [n for n in PATHS if n in res and "error" not in res[n]]
     out = [f"# socksd benchmark, {report['date']}", "",
            f"Loopback, {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), kernel "
            f"{report['machine']['kernel']}; commit {report['source']['commit']}"
            f"{' (socksd sources modified)' if report['source']['socksd_sources_modified'] else ''}; "
-           f"{a.seconds} s per throughput/rate run, {a.idle} idle sessions. "
+           f"{a.seconds} s per throughput/rate run, {a.idle} idle sessions; load average "
+           f"{report.get('load_average_at_start', ['?'])[0]} at start, "
+           f"{report.get('load_average_at_end', ['?'])[0]} at the end (other work moves every figure). "
            "Figures from one run: compare columns, not machines.", ""]
     for n, r in res.items():
         if "error" in r:
@@ -365,6 +370,7 @@ def main():
     ap.add_argument("--load", required=True, help="path of the socks_load binary")
     ap.add_argument("--socksd", default="", help="path of socksd ('' = not measured)")
     ap.add_argument("--socksd-missing", default="", help="why socksd is not measured")
+    ap.add_argument("--baseline", default="", help="another socksd binary, measured as 'socksd-prev'")
     ap.add_argument("--microsocks", default="/usr/bin/microsocks")
     ap.add_argument("--danted", default="/usr/sbin/danted")
     ap.add_argument("--only", default="direct,socksd,microsocks,dante")
@@ -376,6 +382,8 @@ def main():
     a = ap.parse_args()
 
     only = a.only.split(",")
+    if a.baseline and "socksd-prev" not in only:
+        only.append("socksd-prev")
     work = tempfile.mkdtemp(prefix="socksd-bench.")
     server = subprocess.Popen([a.load, "server", "--threads", "2"], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
@@ -383,6 +391,7 @@ def main():
               "machine": machine(),
               "source": source_state(),
               "config": {k: getattr(a, k) for k in ("seconds", "workers", "size", "idle")},
+              "load_average_at_start": list(os.getloadavg()),
               "versions": {}, "results": {}}
     try:
         line = server.stdout.readline()
@@ -393,15 +402,18 @@ def main():
         log(f"sink/source/echo server on {target}")
         starters = {
             "socksd": (lambda: start_socksd(a.socksd, work)) if a.socksd else None,
+            "socksd-prev": lambda: start_socksd(a.baseline, work, "socksd-prev"),
             "microsocks": lambda: start_microsocks(a.microsocks, work),
             "dante": lambda: start_dante(a.danted, work),
         }
         if a.socksd:
             report["versions"]["socksd"] = version_of([a.socksd, "--version"])
+        if a.baseline:
+            report["versions"]["socksd-prev"] = version_of([a.baseline, "--version"]) + " (--baseline " + a.baseline + ")"
         report["versions"]["microsocks"] = deb_version("microsocks")
         report["versions"]["dante"] = version_of([a.danted, "-v"]).split(".  ")[0]
-        for name in ("direct", "socksd", "microsocks", "dante"):
-            if name not in only:
+        for name in PATHS:
+            if name not in only or (name == "socksd-prev" and not a.baseline):
                 continue
             if name == "socksd" and not a.socksd:
                 report["results"][name] = {"error": a.socksd_missing or "no socksd binary"}
@@ -431,6 +443,7 @@ def main():
         server.send_signal(signal.SIGTERM)
         server.wait(5)
 
+    report["load_average_at_end"] = list(os.getloadavg())
     os.makedirs(a.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     jpath = os.path.join(a.out, f"socksd-{stamp}.json")

@@ -25,7 +25,7 @@ constexpr int kPipeBytes = 1024 * 1024;
 // At most this many splice rounds (one pipe's worth each) per direction per wake-up, so
 // one bulk session cannot starve the others on the loop; level-triggered polling brings
 // it back on the next turn.
-constexpr int kPumpRounds = 16;
+constexpr int kPumpRounds = 4;
 
 // The pending socket error (consumed), as a libuv error, or `fallback` when there is none.
 int socket_error(int fd, int fallback) {

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -365,6 +367,46 @@ TEST_CASE("server_spliced_relay_moves_every_byte_both_ways_then_half_closes") {
                       " down=" + std::to_string(down.size() + 4) + " ") != std::string::npos);
   CHECK(lines[0].ends_with(" end=eof"));
   CHECK(logs.matching("sid=1 relay spliced after ").size() == 1);
+}
+
+TEST_CASE("server_relay_without_descriptors_for_pipes_stays_buffered_and_whole") {
+  LogCapture logs;
+  DebugLogs debug;
+  TestServer server(base_config());
+  auto [client, dst] = open_relay(server);
+  // No descriptor left for a pipe: the bulk session must go on with the buffered engine.
+  int highest = 0;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1) highest = fd;
+  }
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(highest + 1);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  std::vector<int> fillers;  // the free numbers below the limit, taken
+  for (int fd = ::dup(0); fd >= 0; fd = ::dup(0))
+    fillers.push_back(fd);
+  Bytes down = patterned(kPastSplice, 4);
+  std::thread downloader([&] { send_all(dst, down); });
+  Bytes got = recv_exact(client, down.size());
+  downloader.join();
+  for (int fd : fillers)
+    ::close(fd);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(got == down);
+  ::shutdown(dst.fd(), SHUT_WR);
+  auto rest = read_until_closed(client);
+  REQUIRE(rest.has_value());
+  CHECK(rest->empty());
+  client.reset();
+  dst.reset();
+  server.stop();
+  CHECK(server.counters().bytes_down == down.size());
+  CHECK(logs.matching("relay spliced after ").empty());
+  auto lines = logs.matching("session id=1 ");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].ends_with(" end=eof"));
 }
 
 namespace {
