@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits>
 #include <string_view>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <utility>
@@ -33,6 +34,15 @@ int socket_error(int fd, int fallback) {
   socklen_t length = sizeof error;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error != 0) return -error;
   return fallback;
+}
+
+// Pipes are a speed-up, connections are the service: a pipe may only take a descriptor
+// number below three quarters of the limit, so bulk sessions cannot use up the
+// descriptors that new connections need (they would be refused with EMFILE).
+bool descriptors_to_spare(int highest_fd) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+  return static_cast<rlim_t>(highest_fd) < limit.rlim_cur / 4 * 3;
 }
 
 void close_fd(int& fd) {
@@ -308,6 +318,10 @@ bool Relay::open_pipes() {
     }
     d->pipe_read = fds[0];
     d->pipe_write = fds[1];
+    if (!descriptors_to_spare(fds[1])) {
+      close_pipes();
+      return false;
+    }
     // Best effort: the quota may refuse (EPERM), and then the default size serves.
     fcntl(d->pipe_write, F_SETPIPE_SZ, kPipeBytes);
     int size = fcntl(d->pipe_write, F_GETPIPE_SZ);

@@ -20,7 +20,8 @@
 // one pipe's worth (up to 1 MiB of referenced kernel pages) is in flight per direction and
 // a slow receiver stops the reads. Pipes cost 4 descriptors per session, which is why
 // short sessions (the common case) never get them; when pipes are not available (EMFILE,
-// the per-user pipe quota), the session simply stays buffered.
+// the per-user pipe quota, or descriptor numbers past 3/4 of RLIMIT_NOFILE, which are kept
+// for connections), the session simply stays buffered.
 //
 // The end of a direction (FIN) is sent with shutdown(2) as soon as nothing is queued for
 // the receiver, not through uv_shutdown, which waits a loop turn for a writable event.
