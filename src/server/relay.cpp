@@ -1,5 +1,6 @@
 #include "server/relay.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -329,7 +330,9 @@ bool Relay::open_pipes() {
       close_pipes();
       return false;
     }
-    pipe_bytes_ = static_cast<std::size_t>(size);
+    // One length for both directions: the smaller pipe's (the quota may size them apart).
+    auto bytes = static_cast<std::size_t>(size);
+    pipe_bytes_ = d == &up_ ? bytes : std::min(pipe_bytes_, bytes);
   }
   return true;
 }
