@@ -248,6 +248,8 @@ def measure_all(paths, tool, target, a, failed):
     runs = {name: {key: [] for key, _, _ in FIGURES} for name in paths}
     cpu = dict.fromkeys(paths, 0.0)
     moved = dict.fromkeys(paths, 0)
+    rate_cpu = dict.fromkeys(paths, 0.0)
+    sessions = dict.fromkeys(paths, 0)
     live = list(paths)
     for round_no in range(a.repeat):
         for key, mode, options in FIGURES:
@@ -261,6 +263,9 @@ def measure_all(paths, tool, target, a, failed):
                     if proxy and mode == "stream":
                         cpu[name] += cpu_seconds(proxy.pid) - c0
                         moved[name] += x["bytes"]
+                    elif proxy:
+                        rate_cpu[name] += cpu_seconds(proxy.pid) - c0
+                        sessions[name] += x["sessions"]
                     runs[name][key].append(x)
                 except Exception as e:  # one broken server must not hide the others' figures
                     failed[name] = str(e)
@@ -285,6 +290,10 @@ def measure_all(paths, tool, target, a, failed):
             r["cpu_seconds"] = round(cpu[name], 3)
             r["bytes_relayed"] = moved[name]
             r["cpu_s_per_gb"] = round(cpu[name] / (moved[name] / 1e9), 3) if moved[name] else None
+            # Sessions/s depends on the CPU share a server gets from the scheduler (per
+            # thread: a thread-per-connection server gets more of a busy machine); the CPU
+            # a session costs does not.
+            r["cpu_us_per_session"] = round(rate_cpu[name] * 1e6 / sessions[name], 1) if sessions[name] else None
     return {name: res[name] for name in live}
 
 
@@ -319,6 +328,7 @@ ROWS = [
     ("RSS per idle session, KiB", lambda r: r.get("rss_per_conn_kib"), "lower"),
     ("idle sessions held (of {idle})", lambda r: r["idle"]["held"], "higher"),
     ("CPU seconds per GB relayed", lambda r: r.get("cpu_s_per_gb"), "lower"),
+    ("CPU µs per session (rate run)", lambda r: r.get("cpu_us_per_session"), "lower"),
 ]
 
 
@@ -367,8 +377,8 @@ def markdown(report, a):
            f"{a.seconds} s per throughput/rate run, {a.repeat} interleaved rounds (figure: median, "
            "in brackets: min–max of the rounds), "
            f"{a.idle} idle sessions; load average "
-           f"{report.get('load_average_at_start', ['?'])[0]} at start, "
-           f"{report.get('load_average_at_end', ['?'])[0]} at the end (other work moves every figure). "
+           f"{report.get('load_average_at_start', [0])[0]:.1f} at start, "
+           f"{report.get('load_average_at_end', [0])[0]:.1f} at the end (other work moves every figure). "
            "Figures from one run: compare columns, not machines.", ""]
     for n, r in res.items():
         if "error" in r:
