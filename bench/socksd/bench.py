@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -162,13 +163,13 @@ class Proxy:
         self.log_file.close()
 
 
-def start_socksd(binary, workdir):
+def start_socksd(binary, workdir, name="socksd"):
     cfg = os.path.join(workdir, "socksd.json")
     with open(cfg, "w") as f:
         # Capacity, not policy: the default limits must not cap the 1000 idle sessions.
         json.dump({"listen": ["127.0.0.1:0"], "allow_private": True, "log_level": "info",
                    "limits": {"max_connections": 100000, "max_connections_per_client": 100000}}, f)
-    return Proxy("socksd", [binary, "--config", cfg], workdir,
+    return Proxy(name, [binary, "--config", cfg], workdir,
                  lambda p: wait_listening_line(p.log_path, p.proc))
 
 
@@ -224,41 +225,94 @@ def hold(tool, proxy, target, count, root):
     return res
 
 
-def measure(name, proxy, tool, target, a):
-    """All figures for one path; proxy is None for the direct path."""
-    via = proxy.addr if proxy else "direct"
+# What one round measures, in this order: (key, socks_load mode, its options).
+FIGURES = [
+    ("down_1", "stream", lambda a: {"streams": 1, "dir": "down"}),
+    ("down_4", "stream", lambda a: {"streams": 4, "dir": "down"}),
+    ("up_1", "stream", lambda a: {"streams": 1, "dir": "up"}),
+    ("rate", "rate", lambda a: {"workers": a.workers, "size": a.size}),
+]
+
+
+def measure_all(paths, tool, target, a, failed):
+    """Throughput, rate and CPU figures for every path in `paths` ({name: Proxy or None for
+    the direct path}, all running). Interleaved: each of the --repeat rounds runs every
+    figure once per path, path after path, so busy moments of a shared machine fall on all
+    columns alike; a figure is the median of its rounds (the runs are kept for the spread).
+    A path that fails is recorded in `failed` and left out of later rounds."""
+    res = {name: {"name": name, "via": proxy.addr if proxy else "direct"} for name, proxy in paths.items()}
+    time.sleep(0.3)
+    for name, proxy in paths.items():
+        if proxy:
+            res[name]["rss_start_kib"] = rss_kib(proxy.pid)
+    runs = {name: {key: [] for key, _, _ in FIGURES} for name in paths}
+    cpu = dict.fromkeys(paths, 0.0)
+    moved = dict.fromkeys(paths, 0)
+    rate_cpu = dict.fromkeys(paths, 0.0)
+    sessions = dict.fromkeys(paths, 0)
+    live = list(paths)
+    for round_no in range(a.repeat):
+        for key, mode, options in FIGURES:
+            for name in list(live):
+                proxy = paths[name]
+                try:
+                    c0 = cpu_seconds(proxy.pid) if proxy else 0.0
+                    x = load(tool, mode, proxy.addr if proxy else "direct", target, seconds=a.seconds, **options(a))
+                    if "error" in x:
+                        raise RuntimeError(f"{key}: {x['error']}")
+                    if proxy and mode == "stream":
+                        cpu[name] += cpu_seconds(proxy.pid) - c0
+                        moved[name] += x["bytes"]
+                    elif proxy:
+                        rate_cpu[name] += cpu_seconds(proxy.pid) - c0
+                        sessions[name] += x["sessions"]
+                    runs[name][key].append(x)
+                except Exception as e:  # one broken server must not hide the others' figures
+                    failed[name] = str(e)
+                    live.remove(name)
+                    log(f"{name} failed: {e}")
+        log(f"round {round_no + 1} of {a.repeat} done")
+    for name in live:
+        r = res[name]
+        for key, mode, _ in FIGURES:
+            xs = runs[name][key]
+            if mode == "stream":
+                r[key] = {"gbit_s": statistics.median(x["gbit_s"] for x in xs),
+                          "bytes": sum(x["bytes"] for x in xs), "runs": [x["gbit_s"] for x in xs]}
+            else:
+                r[key] = {"per_second": statistics.median(x["per_second"] for x in xs),
+                          "p50_ms": statistics.median(x["p50_ms"] for x in xs),
+                          "p99_ms": statistics.median(x["p99_ms"] for x in xs),
+                          "errors": sum(x["errors"] for x in xs),
+                          "runs": [x["per_second"] for x in xs],
+                          "p50_runs": [x["p50_ms"] for x in xs], "p99_runs": [x["p99_ms"] for x in xs]}
+        if paths[name]:
+            r["cpu_seconds"] = round(cpu[name], 3)
+            r["bytes_relayed"] = moved[name]
+            r["cpu_s_per_gb"] = round(cpu[name] / (moved[name] / 1e9), 3) if moved[name] else None
+            # Sessions/s depends on the CPU share a server gets from the scheduler (per
+            # thread: a thread-per-connection server gets more of a busy machine); the CPU
+            # a session costs does not.
+            r["cpu_us_per_session"] = round(rate_cpu[name] * 1e6 / sessions[name], 1) if sessions[name] else None
+    return {name: res[name] for name in live}
+
+
+def measure_idle(r, proxy, tool, target, a):
+    """The idle hold (RSS per session), one path at a time: it measures memory, not time."""
     root = proxy.pid if proxy else None
-    r = {"name": name, "via": via}
-    if root:
-        time.sleep(0.3)
-        r["rss_start_kib"] = rss_kib(root)
-        cpu0 = cpu_seconds(root)
-    moved = 0
-    r["down_1"] = load(tool, "stream", via, target, streams=1, seconds=a.seconds, dir="down")
-    r["down_4"] = load(tool, "stream", via, target, streams=4, seconds=a.seconds, dir="down")
-    r["up_1"] = load(tool, "stream", via, target, streams=1, seconds=a.seconds, dir="up")
-    for k in ("down_1", "down_4", "up_1"):
-        if "error" in r[k]:
-            raise RuntimeError(f"{k}: {r[k]['error']}")
-        moved += r[k]["bytes"]
-    if root:
-        cpu = cpu_seconds(root) - cpu0
-        r["cpu_seconds"] = round(cpu, 3)
-        r["bytes_relayed"] = moved
-        r["cpu_s_per_gb"] = round(cpu / (moved / 1e9), 3) if moved else None
-    # The hold before the rate run: the rate run leaves the most sockets behind.
-    r["idle"] = hold(tool, via, target, a.idle, root)
-    r["rate"] = load(tool, "rate", via, target, seconds=a.seconds, workers=a.workers, size=a.size)
+    r["idle"] = hold(tool, proxy.addr if proxy else "direct", target, a.idle, root)
     if root:
         r["rss_idle_kib"] = r["idle"]["rss_kib"]
         held = r["idle"]["held"]
         # Per session only when the hold (nearly) succeeded; otherwise the figure means nothing.
         r["rss_per_conn_kib"] = (round((r["rss_idle_kib"] - r["rss_start_kib"]) / held, 2)
                                  if held >= 0.9 * a.idle else None)
-    return r
 
 
 # ---------------------------------------------------------------- report
+
+# Column order; "socksd-prev" is another socksd build (--baseline), for before/after.
+PATHS = ("direct", "socksd", "socksd-prev", "microsocks", "dante")
 
 
 ROWS = [
@@ -274,7 +328,29 @@ ROWS = [
     ("RSS per idle session, KiB", lambda r: r.get("rss_per_conn_kib"), "lower"),
     ("idle sessions held (of {idle})", lambda r: r["idle"]["held"], "higher"),
     ("CPU seconds per GB relayed", lambda r: r.get("cpu_s_per_gb"), "lower"),
+    ("CPU µs per session (rate run)", lambda r: r.get("cpu_us_per_session"), "lower"),
 ]
+
+
+# The rounds behind a median figure, for its spread (label prefix -> runs).
+SPREADS = {
+    "1-stream download": lambda r: r["down_1"].get("runs"),
+    "4-stream download": lambda r: r["down_4"].get("runs"),
+    "1-stream upload": lambda r: r["up_1"].get("runs"),
+    "sessions/s": lambda r: r["rate"].get("runs"),
+    "session latency p50": lambda r: r["rate"].get("p50_runs"),
+    "session latency p99": lambda r: r["rate"].get("p99_runs"),
+}
+
+
+def cell(label, get, r):
+    v = get(r)
+    for prefix, runs_of in SPREADS.items():
+        if label.startswith(prefix):
+            runs = runs_of(r)
+            if runs and len(runs) > 1:
+                return f"{fmt(v)} ({fmt(min(runs))}–{fmt(max(runs))})"
+    return fmt(v)
 
 
 def fmt(v):
@@ -293,12 +369,16 @@ def ratio(v, base):
 
 def markdown(report, a):
     res = report["results"]
-    names = [n for n in ("direct", "socksd", "microsocks", "dante") if n in res and "error" not in res[n]]
+    names = [n for n in PATHS if n in res and "error" not in res[n]]
     out = [f"# socksd benchmark, {report['date']}", "",
            f"Loopback, {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), kernel "
            f"{report['machine']['kernel']}; commit {report['source']['commit']}"
            f"{' (socksd sources modified)' if report['source']['socksd_sources_modified'] else ''}; "
-           f"{a.seconds} s per throughput/rate run, {a.idle} idle sessions. "
+           f"{a.seconds} s per throughput/rate run, {a.repeat} interleaved rounds (figure: median, "
+           "in brackets: min–max of the rounds), "
+           f"{a.idle} idle sessions; load average "
+           f"{report.get('load_average_at_start', [0])[0]:.1f} at start, "
+           f"{report.get('load_average_at_end', [0])[0]:.1f} at the end (other work moves every figure). "
            "Figures from one run: compare columns, not machines.", ""]
     for n, r in res.items():
         if "error" in r:
@@ -308,7 +388,7 @@ def markdown(report, a):
     out += ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, get, _ in ROWS:
         label = label.format(size=a.size, workers=a.workers, idle=a.idle)
-        out.append(f"| {label} | " + " | ".join(fmt(get(res[n])) for n in names) + " |")
+        out.append(f"| {label} | " + " | ".join(cell(label, get, res[n]) for n in names) + " |")
     for base in ("direct", "socksd"):
         if base not in names:
             continue
@@ -365,10 +445,12 @@ def main():
     ap.add_argument("--load", required=True, help="path of the socks_load binary")
     ap.add_argument("--socksd", default="", help="path of socksd ('' = not measured)")
     ap.add_argument("--socksd-missing", default="", help="why socksd is not measured")
+    ap.add_argument("--baseline", default="", help="another socksd binary, measured as 'socksd-prev'")
     ap.add_argument("--microsocks", default="/usr/bin/microsocks")
     ap.add_argument("--danted", default="/usr/sbin/danted")
     ap.add_argument("--only", default="direct,socksd,microsocks,dante")
     ap.add_argument("--seconds", type=int, default=5, help="length of each throughput and rate run")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; figures are their medians")
     ap.add_argument("--workers", type=int, default=4, help="concurrent clients in the rate run")
     ap.add_argument("--size", type=int, default=100, help="echoed bytes per session in the rate run")
     ap.add_argument("--idle", type=int, default=1000, help="idle relayed sessions held for the RSS figure")
@@ -376,13 +458,16 @@ def main():
     a = ap.parse_args()
 
     only = a.only.split(",")
+    if a.baseline and "socksd-prev" not in only:
+        only.append("socksd-prev")
     work = tempfile.mkdtemp(prefix="socksd-bench.")
     server = subprocess.Popen([a.load, "server", "--threads", "2"], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(),
               "source": source_state(),
-              "config": {k: getattr(a, k) for k in ("seconds", "workers", "size", "idle")},
+              "config": {k: getattr(a, k) for k in ("seconds", "repeat", "workers", "size", "idle")},
+              "load_average_at_start": list(os.getloadavg()),
               "versions": {}, "results": {}}
     try:
         line = server.stdout.readline()
@@ -393,44 +478,59 @@ def main():
         log(f"sink/source/echo server on {target}")
         starters = {
             "socksd": (lambda: start_socksd(a.socksd, work)) if a.socksd else None,
+            "socksd-prev": lambda: start_socksd(a.baseline, work, "socksd-prev"),
             "microsocks": lambda: start_microsocks(a.microsocks, work),
             "dante": lambda: start_dante(a.danted, work),
         }
         if a.socksd:
             report["versions"]["socksd"] = version_of([a.socksd, "--version"])
+        if a.baseline:
+            report["versions"]["socksd-prev"] = version_of([a.baseline, "--version"]) + " (--baseline " + a.baseline + ")"
         report["versions"]["microsocks"] = deb_version("microsocks")
         report["versions"]["dante"] = version_of([a.danted, "-v"]).split(".  ")[0]
-        for name in ("direct", "socksd", "microsocks", "dante"):
-            if name not in only:
-                continue
-            if name == "socksd" and not a.socksd:
-                report["results"][name] = {"error": a.socksd_missing or "no socksd binary"}
-                log(f"socksd skipped: {report['results'][name]['error']}")
-                continue
-            log(f"measuring {name} ...")
-            proxy = None
-            try:
-                proxy = starters[name]() if name != "direct" else None
-                r = measure(name, proxy, a.load, target, a)
+        paths = {}
+        failed = {}
+        try:
+            for name in PATHS:
+                if name not in only or (name == "socksd-prev" and not a.baseline):
+                    continue
+                if name == "socksd" and not a.socksd:
+                    failed[name] = a.socksd_missing or "no socksd binary"
+                    log(f"socksd skipped: {failed[name]}")
+                    continue
+                try:
+                    paths[name] = starters[name]() if name != "direct" else None
+                except Exception as e:
+                    failed[name] = str(e)
+                    log(f"{name} did not start: {e}")
+            log(f"measuring {', '.join(paths)}: {a.repeat} interleaved rounds ...")
+            results = measure_all(paths, a.load, target, a, failed)
+            for name, r in results.items():
+                try:
+                    measure_idle(r, paths[name], a.load, target, a)
+                except Exception as e:
+                    failed[name] = f"idle hold: {e}"
+                    continue
                 report["results"][name] = r
                 log(f"{name}: down1 {r['down_1']['gbit_s']:.2f} Gbit/s, down4 {r['down_4']['gbit_s']:.2f}, "
                     f"up1 {r['up_1']['gbit_s']:.2f}, {r['rate']['per_second']:.0f} sessions/s, "
                     f"idle held {r['idle']['held']}, RSS {r.get('rss_idle_kib')} KiB, "
                     f"CPU {r.get('cpu_s_per_gb')} s/GB")
-            except Exception as e:  # one broken server must not hide the others' figures
-                report["results"][name] = {"error": str(e)}
-                log(f"{name} failed: {e}")
-                tail = os.path.join(work, f"{name}.log")
-                if os.path.exists(tail):
-                    with open(tail, errors="replace") as f:
-                        log(f"tail of {name}'s log:\n" + "".join(f.readlines()[-20:]))
-            finally:
+        finally:
+            for name, proxy in paths.items():
                 if proxy:
                     proxy.stop()
+        for name, why in failed.items():
+            report["results"][name] = {"error": why}
+            tail = os.path.join(work, f"{name}.log")
+            if os.path.exists(tail):
+                with open(tail, errors="replace") as f:
+                    log(f"tail of {name}'s log:\n" + "".join(f.readlines()[-20:]))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(5)
 
+    report["load_average_at_end"] = list(os.getloadavg())
     os.makedirs(a.out, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     jpath = os.path.join(a.out, f"socksd-{stamp}.json")

@@ -180,7 +180,7 @@ Session::Session(Server& server, std::uint64_t id, net::UvHandle<uv_tcp_t> clien
       started_ms_(uv_now(server.loop())),
       client_(std::move(client)),
       handshake_(server.authenticator().required()),
-      relay_(*this, server.pool()) {
+      relay_(*this, server.pool(), Relay::configured_splice_after()) {
   retain();  // the client handle
 }
 
@@ -396,6 +396,15 @@ void Session::flush_handshake_output() {
 
 void Session::send_to_client(socks::Bytes bytes) {
   if (!client_ || bytes.empty()) return;
+  // A reply is a few bytes: the kernel nearly always takes it at once, and then no request,
+  // no heap block and no writable-event bookkeeping in libuv (an epoll_ctl per reply) are
+  // needed. uv_try_write refuses while earlier writes are queued, so order holds.
+  uv_buf_t first =
+      uv_buf_init(reinterpret_cast<char*>(bytes.data()), static_cast<unsigned int>(bytes.size()));
+  int sent = uv_try_write(client_.stream(), &first, 1);
+  if (sent > 0 && static_cast<std::size_t>(sent) == bytes.size()) return;
+  if (sent < 0 && sent != UV_EAGAIN) return;  // the read side reports a broken client
+  if (sent > 0) bytes.erase(bytes.begin(), bytes.begin() + sent);
   auto* write = new ControlWrite;
   write->req.data = write;
   write->session = this;
@@ -834,6 +843,12 @@ void Session::relay_moved(RelaySide from, std::size_t bytes) {
     counters.bytes_down += bytes;
   }
   last_activity_ms_ = uv_now(loop_);
+}
+
+void Session::relay_spliced() {
+  TS_LOG_DEBUG("sid=%llu relay spliced after up=%llu down=%llu",
+               static_cast<unsigned long long>(id_), static_cast<unsigned long long>(up_),
+               static_cast<unsigned long long>(down_));
 }
 
 void Session::relay_finished() {

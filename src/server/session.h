@@ -154,6 +154,7 @@ class Session final : private RelayOwner, private UdpOwner {
   void relay_retain() override { retain(); }
   void relay_release() override { release(); }
   void relay_moved(RelaySide from, std::size_t bytes) override;
+  void relay_spliced() override;
   void relay_finished() override;
   void relay_failed(RelaySide side, int error) override;
 

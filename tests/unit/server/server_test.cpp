@@ -5,7 +5,9 @@
 #include "server/server.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -286,6 +289,176 @@ TEST_CASE("server_connect_relays_both_ways_with_half_close") {
   CHECK(lines[0].find(expected_tail) != std::string::npos);
   CHECK(lines[0].ends_with(" end=eof"));
   CHECK(lines[0].find(" INFO session id=1 client=127.0.0.1:") != std::string::npos);
+}
+
+namespace {
+
+// A CONNECT session through `server` to a fresh destination: {client, destination}.
+std::pair<Socket, Socket> open_relay(const TestServer& server) {
+  std::uint16_t dst_port = 0;
+  Socket dst_listener = listen_on(dst_port);
+  Socket client = connect_to(server.port());
+  Bytes all = hex("05 01 00");
+  Bytes request = socks5_connect(dst_port);
+  all.insert(all.end(), request.begin(), request.end());
+  send_all(client, all);
+  CHECK(recv_exact(client, 2) == hex("05 00"));
+  CHECK(recv_exact(client, 10)[1] == 0x00);
+  return {std::move(client), accept_from(dst_listener)};
+}
+
+Bytes patterned(std::size_t size, unsigned seed) {
+  Bytes out(size);
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = static_cast<std::uint8_t>((i * 131 + seed) ^ (i >> 11));
+  return out;
+}
+
+// Enough to move a session past Relay::kSpliceAfter, i.e. onto the splice(2) engine.
+constexpr std::size_t kPastSplice = 2 * 1024 * 1024;
+
+// Debug lines on for one test (the splice engine says when it takes over).
+struct DebugLogs {
+  DebugLogs() { net::set_log_level(net::LogLevel::debug); }
+  ~DebugLogs() { net::set_log_level(net::LogLevel::info); }
+};
+
+}  // namespace
+
+TEST_CASE("server_spliced_relay_moves_every_byte_both_ways_then_half_closes") {
+  LogCapture logs;
+  DebugLogs debug;
+  TestServer server(base_config());
+  auto [client, dst] = open_relay(server);
+
+  // Both directions at once, each bigger than the socket buffers: the relay must keep
+  // reading one way while the other is blocked on its receiver.
+  Bytes up = patterned(kPastSplice, 1);
+  Bytes down = patterned(kPastSplice + 12345, 2);
+  std::thread uploader([&] { send_all(client, up); });
+  std::thread downloader([&] { send_all(dst, down); });
+  Bytes got_down = recv_exact(client, down.size());
+  Bytes got_up = recv_exact(dst, up.size());
+  uploader.join();
+  downloader.join();
+  CHECK(got_down == down);
+  CHECK(got_up == up);
+
+  // Half-close after splicing: the client's FIN reaches the destination, which can still
+  // answer; then its FIN ends the session cleanly.
+  ::shutdown(client.fd(), SHUT_WR);
+  auto dst_rest = read_until_closed(dst);
+  REQUIRE(dst_rest.has_value());
+  CHECK(dst_rest->empty());
+  send_all(dst, Bytes{'l', 'a', 's', 't'});
+  ::shutdown(dst.fd(), SHUT_WR);
+  auto client_rest = read_until_closed(client);
+  REQUIRE(client_rest.has_value());
+  CHECK(*client_rest == Bytes{'l', 'a', 's', 't'});
+  client.reset();
+  dst.reset();
+
+  server.stop();
+  CHECK(server.counters().bytes_up == up.size());
+  CHECK(server.counters().bytes_down == down.size() + 4);
+  auto lines = logs.matching("session id=1 ");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find(" up=" + std::to_string(up.size()) +
+                      " down=" + std::to_string(down.size() + 4) + " ") != std::string::npos);
+  CHECK(lines[0].ends_with(" end=eof"));
+  CHECK(logs.matching("sid=1 relay spliced after ").size() == 1);
+}
+
+TEST_CASE("server_relay_without_descriptors_for_pipes_stays_buffered_and_whole") {
+  LogCapture logs;
+  DebugLogs debug;
+  TestServer server(base_config());
+  auto [client, dst] = open_relay(server);
+  // No descriptor left for a pipe: the bulk session must go on with the buffered engine.
+  int highest = 0;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1) highest = fd;
+  }
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(highest + 1);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  std::vector<int> fillers;  // the free numbers below the limit, taken
+  for (int fd = ::dup(0); fd >= 0; fd = ::dup(0))
+    fillers.push_back(fd);
+  Bytes down = patterned(kPastSplice, 4);
+  std::thread downloader([&] { send_all(dst, down); });
+  Bytes got = recv_exact(client, down.size());
+  downloader.join();
+  for (int fd : fillers)
+    ::close(fd);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(got == down);
+  ::shutdown(dst.fd(), SHUT_WR);
+  auto rest = read_until_closed(client);
+  REQUIRE(rest.has_value());
+  CHECK(rest->empty());
+  client.reset();
+  dst.reset();
+  server.stop();
+  CHECK(server.counters().bytes_down == down.size());
+  CHECK(logs.matching("relay spliced after ").empty());
+  auto lines = logs.matching("session id=1 ");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].ends_with(" end=eof"));
+}
+
+namespace {
+
+void reset_socket(Socket& s) {
+  linger l{1, 0};
+  REQUIRE(setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+  s.reset();
+}
+
+// Reads until the connection ends; true when it ended with a reset, not a FIN.
+bool ends_with_reset(const Socket& s) {
+  for (;;) {
+    REQUIRE_MESSAGE(wait_readable(s.fd()), "the connection stayed open");
+    std::uint8_t buf[65536];
+    ssize_t n = ::recv(s.fd(), buf, sizeof buf, 0);
+    if (n > 0) continue;
+    return n < 0 && errno == ECONNRESET;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("server_reset_mid_relay_becomes_a_reset_on_the_other_side") {
+  // Both engines: a few bytes keep the session buffered, kPastSplice moves it to splice.
+  for (std::size_t before : {std::size_t{3}, kPastSplice}) {
+    for (bool destination_resets : {true, false}) {
+      CAPTURE(before);
+      CAPTURE(destination_resets);
+      LogCapture logs;
+      DebugLogs debug;
+      TestServer server(base_config());
+      auto [client, dst] = open_relay(server);
+      Bytes down = patterned(before, 3);
+      std::thread downloader([&] { send_all(dst, down); });
+      CHECK(recv_exact(client, down.size()) == down);
+      downloader.join();
+      if (destination_resets) {
+        reset_socket(dst);
+        CHECK(ends_with_reset(client));
+      } else {
+        reset_socket(client);
+        CHECK(ends_with_reset(dst));
+      }
+      server.stop();
+      auto lines = logs.matching("session id=1 ");
+      REQUIRE(lines.size() == 1);
+      CHECK(lines[0].find(" down=" + std::to_string(before) + " ") != std::string::npos);
+      CHECK(lines[0].ends_with(" end=reset"));
+      CHECK(logs.matching("sid=1 relay spliced after ").size() == (before > 3 ? 1U : 0U));
+    }
+  }
 }
 
 TEST_CASE("server_pipelined_request_and_data_reach_the_destination") {
