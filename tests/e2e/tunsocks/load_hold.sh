@@ -16,10 +16,12 @@ require_socksd
 flows=${LOAD_FLOWS:-2000}
 hold_s=${LOAD_HOLD_SECONDS:-10}
 topo_setup
-# socksd's default caps a client at 1000 connections; every flow here comes from one.
+# socksd's default caps a client at 1000 connections (every flow here comes from one) and
+# closes a connection idle for 300 s (the long form holds idle flows for 600 s).
 cat >"$E2E_TMP/socksd.json" <<JSON
 {"listen": ["$PROXY_IP4:$UPSTREAM_PORT"], "allow_open": true, "allow_private": true,
- "limits": {"max_connections": 100000, "max_connections_per_client": 100000}}
+ "limits": {"max_connections": 100000, "max_connections_per_client": 100000,
+            "idle_timeout_s": 0}}
 JSON
 start_socksd s --config "$E2E_TMP/socksd.json"
 start_echo echo "$SERVER_IP4"
