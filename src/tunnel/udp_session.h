@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,9 +51,11 @@ enum class UdpDrop : std::uint8_t {
 struct UdpCounters {
   std::uint64_t sessions_open = 0;
   std::uint64_t sessions_total = 0;
-  std::uint64_t datagrams_up = 0;    // sent to the relay
-  std::uint64_t datagrams_down = 0;  // written to the TUN
-  std::uint64_t bytes_up = 0;        // payload bytes
+  std::uint64_t sessions_evicted = 0;  // idle ones closed to make room for a new one
+  std::uint64_t setup_retries = 0;     // associations asked again after an upstream limit
+  std::uint64_t datagrams_up = 0;      // sent to the relay
+  std::uint64_t datagrams_down = 0;    // written to the TUN
+  std::uint64_t bytes_up = 0;          // payload bytes
   std::uint64_t bytes_down = 0;
   std::uint64_t dropped = 0;  // total of dropped_by_reason
   std::array<std::uint64_t, static_cast<std::size_t>(UdpDrop::count_)> dropped_by_reason{};
@@ -87,6 +90,12 @@ class UdpHost {
   [[nodiscard]] virtual uv_buf_t read_buffer(std::size_t at_most) = 0;
   // The upstream refused UDP ASSOCIATE (reply code `reply`).
   virtual void udp_refused(UdpSession& session) = 0;
+  // The upstream ended `session`'s set-up the way a server at its limit does (a general
+  // failure, or the connection closed before a reply). True when the host made room and
+  // took over the session's datagrams with a new association; `session` then just ends.
+  [[nodiscard]] virtual bool udp_upstream_full(UdpSession& session) = 0;
+  // A datagram went up or came down (the host keeps the associations in that order).
+  virtual void udp_active(UdpSession& session) = 0;
   // Every handle closed and send completed: remove (and log) the session on a later turn.
   virtual void udp_finished(UdpSession& session) = 0;
 
@@ -105,6 +114,8 @@ enum class UdpEnd : std::uint8_t {
   relay_error,  // the relay socket failed, or the reply named a relay we cannot use
   shutdown,     // the tunnel is stopping
   switched,     // a profile switch: open associations reset, or the shared DNS one retired
+  evicted,      // idle and least recently used: closed to make room for a new association
+  retried,      // the upstream was full; a new association took over after making room
 };
 [[nodiscard]] std::string_view describe(UdpEnd reason);
 
@@ -137,6 +148,21 @@ class UdpSession {
   [[nodiscard]] const std::vector<Named>& named() const { return named_; }
   // The tunnel is stopping, or a switch ends this association.
   void stop(UdpEnd reason = UdpEnd::shutdown);
+  // Moves the datagrams waiting for set-up, and the fake-ip names (with the pool entries
+  // the host holds for them), to `next`, which replaces this association.
+  void hand_over(UdpSession& next);
+
+  // Room-making (Tunnel::make_udp_room): which association the application is least
+  // likely to miss. A request/response exchange that got its answer ranks first.
+  [[nodiscard]] bool exchange_answered() const {
+    return phase_ == Phase::ready && last_was_reply_ && datagrams_up_ <= 2;
+  }
+  [[nodiscard]] std::uint64_t last_activity_ms() const { return last_activity_ms_; }
+  // How many set-ups came before this one for the same datagrams (bounds the retries).
+  [[nodiscard]] int attempt() const { return attempt_; }
+  void set_attempt(int attempt) { attempt_ = attempt; }
+  // Where the host keeps this session in its least-recently-active order.
+  std::list<UdpSession*>::iterator lru_position;
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const net::Endpoint& app() const { return app_; }
@@ -176,6 +202,8 @@ class UdpSession {
   void send_now(const net::Endpoint& destination, PacketView payload, const std::string* name);
   [[nodiscard]] std::optional<net::Endpoint> reply_from(const socks::Address& address) const;
   void close(UdpEnd reason);
+  // A set-up ended the way a full upstream ends it: let the host retry elsewhere.
+  [[nodiscard]] bool retried_by_host();
   void release();
   [[nodiscard]] std::uint64_t idle_limit() const;
 
@@ -197,6 +225,9 @@ class UdpSession {
   bool relay_open_ = false;
   bool control_open_ = false;
   bool reading_control_ = false;
+  bool heard_upstream_ = false;  // any byte on the control connection
+  bool last_was_reply_ = false;
+  int attempt_ = 0;
 
   std::vector<Named> named_;           // fake-ip destinations (bounded)
   std::vector<net::Endpoint> direct_;  // the latest IP destinations (bounded)

@@ -130,6 +130,8 @@ class LoopHost final : public UdpHost {
     return uv_buf_init(buffer_.data(), static_cast<unsigned>(std::min(at_most, buffer_.size())));
   }
   void udp_refused(UdpSession&) override { ++refusals_; }
+  bool udp_upstream_full(UdpSession&) override { return false; }
+  void udp_active(UdpSession&) override {}
   void udp_finished(UdpSession&) override { finished_ = true; }
 
   uv_loop_t* loop_;
