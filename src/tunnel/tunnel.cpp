@@ -341,6 +341,9 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
   if (udp_upstream_cap_ != 0 && uv_now(loop_) < udp_upstream_cap_until_ms_) {
     limit = std::min(limit, udp_upstream_cap_);
   }
+  if (udp_counters_.sessions_open >= limit && settings_.udp.recycle) {
+    if (UdpSession* recycled = recycle_session(key)) return recycled;
+  }
   // Like a NAT table that is full: an idle association makes room before a new flow is
   // refused (closing ones are not counted; they are gone within a loop turn or two).
   if (udp_counters_.sessions_open >= limit && !make_udp_room(nullptr)) {
@@ -386,6 +389,34 @@ bool Tunnel::make_udp_room(const UdpSession* keep) {
     }
   }
   return false;
+}
+
+UdpSession* Tunnel::recycle_session(const net::Endpoint& key) {
+  // Set-up is most of what a one-query socket costs (a TCP connection and a SOCKS
+  // exchange each side, then closing them): at the limit one answered association moves
+  // on instead of one closing and another opening. Below the limit every socket still
+  // gets an association (and a relay port) of its own.
+  for (UdpSession* session : udp_lru_) {
+    if (session->phase() != UdpSession::Phase::ready || !session->exchange_answered() ||
+        session->app() == dns_client_key(session->app()) ||
+        &session->upstream() != settings_.flow.upstream.get()) {
+      continue;
+    }
+    auto found = udp_sessions_.find(session->app());
+    if (found == udp_sessions_.end() || found->second.get() != session) continue;
+    std::unique_ptr<UdpSession> moving = std::move(found->second);
+    udp_sessions_.erase(found);
+    TS_LOG_DEBUG("udp id=%llu src=%s recycled for src=%s",
+                 static_cast<unsigned long long>(session->id()), session->app().to_string().c_str(),
+                 key.to_string().c_str());
+    for (const UdpSession::Named& named : session->recycle(key))
+      fake_ips_.release(named.fake.ip);
+    udp_lru_.splice(udp_lru_.end(), udp_lru_, session->lru_position);
+    ++udp_counters_.sessions_recycled;
+    udp_sessions_[key] = std::move(moving);
+    return session;
+  }
+  return nullptr;
 }
 
 void Tunnel::udp_active(UdpSession& session) {
@@ -544,14 +575,15 @@ void Tunnel::log_udp_end(const UdpSession& session) const {
   const std::uint64_t ms = uv_now(loop_) - session.started_ms();
   TS_LOG_INFO(
       "udp id=%llu src=%s upstream=%s relay=%s reply=%s datagrams_up=%llu datagrams_down=%llu "
-      "up=%llu down=%llu ms=%llu end=%s%s%s",
+      "up=%llu down=%llu recycled=%llu ms=%llu end=%s%s%s",
       static_cast<unsigned long long>(session.id()), session.app().to_string().c_str(),
       session.upstream().display.c_str(), session.relay_text().c_str(),
       net::log_token(session.reply_text()).c_str(),
       static_cast<unsigned long long>(session.datagrams_up()),
       static_cast<unsigned long long>(session.datagrams_down()),
       static_cast<unsigned long long>(session.bytes_up()),
-      static_cast<unsigned long long>(session.bytes_down()), static_cast<unsigned long long>(ms),
+      static_cast<unsigned long long>(session.bytes_down()),
+      static_cast<unsigned long long>(session.recycled()), static_cast<unsigned long long>(ms),
       std::string(describe(session.end_reason())).c_str(),
       session.detail().empty() ? "" : " detail=",
       session.detail().empty() ? "" : detail_token(session.detail()).c_str());
@@ -717,6 +749,7 @@ std::string Tunnel::counters_json() const {
   json += field("udp_sessions_total", udp_counters_.sessions_total) + ",";
   json += field("udp_sessions_evicted", udp_counters_.sessions_evicted) + ",";
   json += field("udp_setup_retries", udp_counters_.setup_retries) + ",";
+  json += field("udp_sessions_recycled", udp_counters_.sessions_recycled) + ",";
   json += field("udp_datagrams_up", udp_counters_.datagrams_up) + ",";
   json += field("udp_datagrams_down", udp_counters_.datagrams_down) + ",";
   json += field("udp_bytes_up", udp_counters_.bytes_up) + ",";

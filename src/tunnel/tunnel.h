@@ -164,6 +164,9 @@ class Tunnel final : public FlowHost,
   // Closes the association the applications are least likely to miss (never `keep`, never
   // the shared DNS ones, never one that is not idle); false when there is none.
   bool make_udp_room(const UdpSession* keep);
+  // At the limit: the least recently active answered association of the current upstream,
+  // moved to `key` (UdpSession::recycle); nullptr when there is none.
+  UdpSession* recycle_session(const net::Endpoint& key);
   void forward_dns(const UdpDatagramView& datagram);
   void deliver_dns_reply(PacketView reply);
   bool answer_dns(const UdpDatagramView& datagram);

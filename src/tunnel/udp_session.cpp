@@ -121,6 +121,8 @@ std::string_view describe(UdpDrop reason) {
       return "unknown_fake_ip";
     case UdpDrop::blocked:
       return "blocked";
+    case UdpDrop::stale_reply:
+      return "stale_reply";
     case UdpDrop::count_:
       break;
   }
@@ -416,6 +418,7 @@ void UdpSession::send_now(const net::Endpoint& destination, PacketView payload,
   if (!written) return counters.drop(UdpDrop::send_failed);
   last_activity_ms_ = uv_now(host_.loop());
   last_was_reply_ = false;
+  ++exchange_up_;
   host_.udp_active(*this);
   // Header and payload go out as one datagram without being copied together.
   std::array<uv_buf_t, 2> buffers{
@@ -468,6 +471,11 @@ void UdpSession::on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sock
   if (!datagram || datagram->header.fragment != 0) return counters.drop(UdpDrop::bad_reply);
   auto source = reply_from(datagram->header.address);
   if (!source) return counters.drop(UdpDrop::bad_reply);
+  if (recycled_ != 0 && std::find(direct_.begin(), direct_.end(), *source) == direct_.end() &&
+      std::none_of(named_.begin(), named_.end(),
+                   [&](const Named& named) { return named.fake == *source; })) {
+    return counters.drop(UdpDrop::stale_reply);
+  }
   last_activity_ms_ = uv_now(host_.loop());
   last_was_reply_ = true;
   host_.udp_active(*this);
@@ -517,6 +525,16 @@ void UdpSession::on_timer() {
 
 void UdpSession::stop(UdpEnd reason) {
   close(reason);
+}
+
+std::vector<UdpSession::Named> UdpSession::recycle(const net::Endpoint& app) {
+  app_ = app;
+  ++recycled_;
+  direct_.clear();
+  last_was_reply_ = false;
+  exchange_up_ = 0;
+  only_dns_ = true;
+  return std::exchange(named_, {});
 }
 
 void UdpSession::hand_over(UdpSession& next) {

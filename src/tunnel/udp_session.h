@@ -44,6 +44,7 @@ enum class UdpDrop : std::uint8_t {
   session_closed,   // queued when the association failed or ended
   unknown_fake_ip,  // to a fake-ip pool address that stands for no name
   blocked,          // the profile says "udp": "block" (DNS is not affected)
+  stale_reply,      // on a recycled association: from no destination its new socket sent to
   count_,
 };
 [[nodiscard]] std::string_view describe(UdpDrop reason);
@@ -51,11 +52,12 @@ enum class UdpDrop : std::uint8_t {
 struct UdpCounters {
   std::uint64_t sessions_open = 0;
   std::uint64_t sessions_total = 0;
-  std::uint64_t sessions_evicted = 0;  // idle ones closed to make room for a new one
-  std::uint64_t setup_retries = 0;     // associations asked again after an upstream limit
-  std::uint64_t datagrams_up = 0;      // sent to the relay
-  std::uint64_t datagrams_down = 0;    // written to the TUN
-  std::uint64_t bytes_up = 0;          // payload bytes
+  std::uint64_t sessions_evicted = 0;   // idle ones closed to make room for a new one
+  std::uint64_t setup_retries = 0;      // associations asked again after an upstream limit
+  std::uint64_t sessions_recycled = 0;  // answered ones handed to a new socket at the limit
+  std::uint64_t datagrams_up = 0;       // sent to the relay
+  std::uint64_t datagrams_down = 0;     // written to the TUN
+  std::uint64_t bytes_up = 0;           // payload bytes
   std::uint64_t bytes_down = 0;
   std::uint64_t dropped = 0;  // total of dropped_by_reason
   std::array<std::uint64_t, static_cast<std::size_t>(UdpDrop::count_)> dropped_by_reason{};
@@ -72,6 +74,8 @@ struct UdpSettings {
   // within seconds, so it need not hold a socket and a control connection for a minute.
   std::uint64_t dns_idle_timeout_ms = 10'000;
   std::size_t max_sessions = 1024;
+  // At the limit, hand an answered association to a new socket rather than replace it.
+  bool recycle = true;
   std::size_t queue_datagrams = 32;  // while the association is set up
   std::size_t queue_bytes = 256 * 1024;
 };
@@ -148,6 +152,13 @@ class UdpSession {
   [[nodiscard]] const std::vector<Named>& named() const { return named_; }
   // The tunnel is stopping, or a switch ends this association.
   void stop(UdpEnd reason = UdpEnd::shutdown);
+  // At the association limit, this answered association goes to the application socket
+  // `app` instead of being closed and replaced. It forgets its destinations (the fake-ip
+  // names are returned: the host releases their pool entries), and from now on passes on
+  // only replies from destinations the new socket sent to: a late reply for the old socket
+  // from elsewhere is dropped (stale_reply).
+  [[nodiscard]] std::vector<Named> recycle(const net::Endpoint& app);
+  [[nodiscard]] std::uint64_t recycled() const { return recycled_; }
   // Moves the datagrams waiting for set-up, and the fake-ip names (with the pool entries
   // the host holds for them), to `next`, which replaces this association.
   void hand_over(UdpSession& next);
@@ -155,7 +166,7 @@ class UdpSession {
   // Room-making (Tunnel::make_udp_room): which association the application is least
   // likely to miss. A request/response exchange that got its answer ranks first.
   [[nodiscard]] bool exchange_answered() const {
-    return phase_ == Phase::ready && last_was_reply_ && datagrams_up_ <= 2;
+    return phase_ == Phase::ready && last_was_reply_ && exchange_up_ <= 2;
   }
   [[nodiscard]] std::uint64_t last_activity_ms() const { return last_activity_ms_; }
   // How many set-ups came before this one for the same datagrams (bounds the retries).
@@ -209,7 +220,7 @@ class UdpSession {
 
   UdpHost& host_;
   const std::uint64_t id_;
-  const net::Endpoint app_;
+  net::Endpoint app_;
   const std::shared_ptr<const Upstream> upstream_server_;
   ClientHandshake handshake_;
   Phase phase_ = Phase::dialing;
@@ -228,6 +239,8 @@ class UdpSession {
   bool heard_upstream_ = false;  // any byte on the control connection
   bool last_was_reply_ = false;
   int attempt_ = 0;
+  std::uint64_t recycled_ = 0;     // times handed to a new application socket
+  std::uint64_t exchange_up_ = 0;  // datagrams sent for the current application socket
 
   std::vector<Named> named_;           // fake-ip destinations (bounded)
   std::vector<net::Endpoint> direct_;  // the latest IP destinations (bounded)

@@ -3,14 +3,15 @@
 # association), to a UDP echo server through tunsocks and socksd, both with their DEFAULT
 # limits and timeouts (tunsocks: 1024 associations, 60 s idle; socksd: 1000 UDP
 # associations and 1000 connections per client). At 500 new associations a second the
-# upstream is full after two seconds; tunsocks then closes the least recently active idle
-# association for each new one (udp_sessions_evicted) instead of dropping the new flow.
+# upstream is full after two seconds; from then on tunsocks hands the least recently
+# active answered association to each new socket (udp_sessions_recycled), or closes an
+# idle one to make room (udp_sessions_evicted), instead of dropping the new flow.
 #
 # Each query's socket is bound to the next port from 20000 up: a new source port for sure.
 # Asserts: every exchange answered byte-exact (udp_flows.py compares the bytes); a new
-# flow after them answered within a second; the counters add up (associations opened =
-# flows + retries, datagrams each way = flows, nothing dropped, one log line per ended
-# association with evictions and retries matching their counters); and once the idle
+# flow after them answered within a second; the counters add up (associations opened or
+# recycled = flows + retries, datagrams each way = flows, nothing dropped, one log line
+# per ended association, evictions and retries matching their counters); and once the idle
 # timeout (the default 60 s) has passed, no association is open and tunsocks' and
 # socksd's descriptor counts (/proc/PID/fd) are back to where they were before the load.
 # UDP_FRESH_TIMEOUT=N runs tunsocks with --udp-timeout N instead (quicker by hand).
@@ -56,15 +57,17 @@ c1=$(tunsocks_counters ts)
 log "counters after the load: $c1"
 delta() { echo $(($(json_get "$c1" "$1") - $(json_get "$c0" "$1"))); }
 retries=$(delta udp_setup_retries) evicted=$(delta udp_sessions_evicted)
+recycled=$(delta udp_sessions_recycled)
 (($(delta udp_dropped) == 0)) || fail "UDP datagrams dropped: $c1"
-(($(delta udp_sessions_total) == flows + 1 + retries)) ||
-  fail "associations opened: $(delta udp_sessions_total), expected $((flows + 1)) flows + $retries retries"
+(($(delta udp_sessions_total) + recycled == flows + 1 + retries)) ||
+  fail "associations opened $(delta udp_sessions_total) + recycled $recycled, expected $((flows + 1)) flows + $retries retries"
 (($(delta udp_datagrams_up) == flows + 1)) || fail "datagrams up: $(delta udp_datagrams_up), expected $((flows + 1))"
 (($(delta udp_datagrams_down) == flows + 1)) ||
   fail "datagrams down: $(delta udp_datagrams_down), expected $((flows + 1))"
 (($(delta udp_bytes_up) == $(delta udp_bytes_down))) || fail "bytes up and down differ: $c1"
 # Defaults: the upstream holds at most 1000 of ours, so most flows needed room made.
-[[ -n ${UDP_FRESH_TIMEOUT:-} ]] || ((evicted >= flows - 1100)) || fail "only $evicted associations evicted for $flows flows: $c1"
+[[ -n ${UDP_FRESH_TIMEOUT:-} ]] || ((evicted + recycled >= flows - 1100)) ||
+  fail "only $evicted associations evicted and $recycled recycled for $flows flows: $c1"
 (($(json_get "$c1" udp_sessions_open) <= 1024)) || fail "more associations open than the limit: $c1"
 
 # Every association ends, by the idle timeout at the latest; then nothing is left behind.
@@ -85,6 +88,6 @@ wait_for 10 bash -c "(( \$(find /proc/$ts_pid/fd -mindepth 1 -maxdepth 1 | wc -l
 [[ $(extra) == "/dev/null " ]] || fail "tunsocks' one new descriptor is not libuv's /dev/null reserve: $(extra)"
 wait_for 30 bash -c "(( \$(find /proc/$s_pid/fd -mindepth 1 -maxdepth 1 | wc -l) == $sfd0 ))" ||
   fail "socksd holds $(fds "$s_pid") fds after every association ended, $sfd0 before"
-log "ok: $res; $new; evicted $evicted, retried $retries; fds back to $fd0+1 (socksd $sfd0)"
+log "ok: $res; $new; recycled $recycled, evicted $evicted, retried $retries; fds back to $fd0+1 (socksd $sfd0)"
 expect_alive ts
 stop_tunsocks ts
