@@ -404,8 +404,8 @@ UdpSession* Tunnel::recycle_session(const net::Endpoint& key) {
     }
     auto found = udp_sessions_.find(session->app());
     if (found == udp_sessions_.end() || found->second.get() != session) continue;
-    std::unique_ptr<UdpSession> moving = std::move(found->second);
-    udp_sessions_.erase(found);
+    // The table's node moves with it: no allocation per recycled association.
+    auto node = udp_sessions_.extract(found);
     TS_LOG_DEBUG("udp id=%llu src=%s recycled for src=%s",
                  static_cast<unsigned long long>(session->id()), session->app().to_string().c_str(),
                  key.to_string().c_str());
@@ -413,7 +413,8 @@ UdpSession* Tunnel::recycle_session(const net::Endpoint& key) {
       fake_ips_.release(named.fake.ip);
     udp_lru_.splice(udp_lru_.end(), udp_lru_, session->lru_position);
     ++udp_counters_.sessions_recycled;
-    udp_sessions_[key] = std::move(moving);
+    node.key() = key;
+    udp_sessions_.insert(std::move(node));
     return session;
   }
   return nullptr;
@@ -431,17 +432,17 @@ bool Tunnel::udp_upstream_full(UdpSession& session) {
   const std::uint64_t open = udp_counters_.sessions_open - 1;
   if (open == 0 || !make_udp_room(&session)) return false;
   const std::size_t cap = static_cast<std::size_t>(open);
-  if (udp_upstream_cap_ == 0 || uv_now(loop_) >= udp_upstream_cap_until_ms_ ||
-      cap < udp_upstream_cap_) {
-    if (udp_upstream_cap_ != cap) {
-      TS_LOG_INFO(
-          "udp: upstream %s is full at %zu associations; idle ones make room for new "
-          "ones (udp_sessions_evicted)",
-          session.upstream().display.c_str(), cap);
-    }
-    udp_upstream_cap_ = cap;
+  const std::uint64_t now = uv_now(loop_);
+  const bool known = udp_upstream_cap_ != 0 && now < udp_upstream_cap_until_ms_;
+  // Once per learning, not per refusal: a burst brings several refusals in a row.
+  if (!known) {
+    TS_LOG_INFO(
+        "udp: upstream %s is full at %zu associations; idle ones make room for new ones "
+        "(udp_sessions_recycled, udp_sessions_evicted)",
+        session.upstream().display.c_str(), cap);
   }
-  udp_upstream_cap_until_ms_ = uv_now(loop_) + kUdpUpstreamCapMs;
+  if (!known || cap < udp_upstream_cap_) udp_upstream_cap_ = cap;
+  udp_upstream_cap_until_ms_ = now + kUdpUpstreamCapMs;
   ++udp_counters_.setup_retries;
   // The refused session is inside its own callback: it moves aside and ends by itself.
   udp_closing_.push_back(std::move(found->second));
