@@ -373,22 +373,28 @@ UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt) {
 
 bool Tunnel::make_udp_room(const UdpSession* keep) {
   const std::uint64_t now = uv_now(loop_);
-  // The least recently active association that is idle: an exchange that got its answer
-  // (a resolver's socket is closed by then), or one quiet for a while. Those that are
-  // setting up or closing sit near the recent end or leave within a turn, so the walk
-  // is short.
+  // The least recently active association that is idle: first one whose exchange got its
+  // answer (a resolver's socket is closed by then), else one quiet for a while (a reply
+  // slower than that is not waited for). Those setting up or closing sit near the recent
+  // end or leave within a turn, so the walks are short.
+  auto evictable = [&](const UdpSession* session) {
+    return session != keep && session->phase() == UdpSession::Phase::ready &&
+           session->app() != dns_client_key(session->app());
+  };
+  UdpSession* victim = nullptr;
   for (UdpSession* session : udp_lru_) {
-    if (session == keep || session->phase() != UdpSession::Phase::ready ||
-        session->app() == dns_client_key(session->app())) {
-      continue;
-    }
-    if (session->exchange_answered() || now - session->last_activity_ms() >= kUdpEvictQuietMs) {
-      ++udp_counters_.sessions_evicted;
-      session->stop(UdpEnd::evicted);
-      return true;
+    if (evictable(session) && session->exchange_answered()) {
+      victim = session;
+      break;
     }
   }
-  return false;
+  for (auto it = udp_lru_.begin(); victim == nullptr && it != udp_lru_.end(); ++it) {
+    if (evictable(*it) && now - (*it)->last_activity_ms() >= kUdpEvictQuietMs) victim = *it;
+  }
+  if (victim == nullptr) return false;
+  ++udp_counters_.sessions_evicted;
+  victim->stop(UdpEnd::evicted);
+  return true;
 }
 
 UdpSession* Tunnel::recycle_session(const net::Endpoint& key) {
