@@ -17,6 +17,12 @@
 //       socket; a query unanswered for 1 s counts as lost and is replaced. Prints
 //       {"queries","answers","lost","qps","p50_us","p99_us"}; only replies with an ID in
 //       flight, QR set, RCODE 0 and at least one answer count.
+//   udp_bench fresh --connect IP:PORT [--seconds 10] [--window 16] [--size 40]
+//       DNS-like traffic from short-lived sockets: every query is one echo datagram from a
+//       new socket (a new source port), which is closed once its reply came or after 1 s
+//       (a timeout; no retry). WINDOW queries in flight. Prints {"window","seconds",
+//       "queries","answers","timeouts","wrong","qps","p50_us","p99_us",...}; only
+//       byte-exact echoes count as answers.
 //
 // Exit status: 0 when the measurement ran, 1 on a socket error, 2 for bad usage.
 
@@ -252,11 +258,88 @@ int dns(const Options& options) {
   return 0;
 }
 
+int fresh(const Options& options) {
+  const Endpoint peer = options.endpoint("--connect");
+  const double seconds = static_cast<double>(options.number("--seconds", 10, 1, 3600));
+  const auto window = static_cast<std::size_t>(options.number("--window", 16, 1, 1024));
+  const auto size = static_cast<std::size_t>(options.number("--size", 40, 9, 1400));
+  struct Query {
+    int fd = -1;
+    std::uint64_t serial = 0;
+    Clock::time_point sent;
+  };
+  std::vector<Query> in_flight;
+  std::vector<pollfd> polls;
+  std::vector<std::uint8_t> payload(size, 'q');
+  std::vector<std::uint8_t> reply(2048);
+  std::uint64_t serial = 0, queries = 0, answers = 0, timeouts = 0, wrong = 0;
+  std::vector<double> samples;
+  payload[0] = 'E';
+  auto send_one = [&] {
+    // A plain socket, not udp_socket(): the point is what a resolver library pays per query.
+    const int fd = ::socket(peer.family(), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) die("socket");
+    if (::connect(fd, peer.raw(), peer.length) != 0) die("connect");
+    ++serial;
+    std::memcpy(payload.data() + 1, &serial, sizeof serial);
+    if (::send(fd, payload.data(), size, 0) < 0) die("send");
+    in_flight.push_back({fd, serial, Clock::now()});
+    ++queries;
+  };
+  const auto start = Clock::now();
+  while (seconds_since(start) < seconds) {
+    while (in_flight.size() < window)
+      send_one();
+    polls.clear();
+    for (const Query& query : in_flight)
+      polls.push_back({query.fd, POLLIN, 0});
+    ::poll(polls.data(), polls.size(), 10);
+    std::vector<Query> still;
+    for (std::size_t i = 0; i < in_flight.size(); ++i) {
+      Query& query = in_flight[i];
+      bool done = false;
+      if (polls[i].revents != 0) {
+        const ssize_t n = ::recv(query.fd, reply.data(), reply.size(), 0);
+        std::memcpy(payload.data() + 1, &query.serial, sizeof query.serial);
+        if (n == static_cast<ssize_t>(size) &&
+            std::equal(payload.begin(), payload.end(), reply.begin())) {
+          samples.push_back(seconds_since(query.sent) * 1e6);
+          ++answers;
+        } else {
+          ++wrong;  // ICMP unreachable (ECONNREFUSED) or other bytes: not an answer
+        }
+        done = true;
+      } else if (seconds_since(query.sent) >= 1.0) {
+        ++timeouts;
+        done = true;
+      }
+      if (done) {
+        ::close(query.fd);
+      } else {
+        still.push_back(query);
+      }
+    }
+    in_flight.swap(still);
+  }
+  const double elapsed = seconds_since(start);
+  // What is still in flight at the end is neither answered nor a timeout.
+  for (const Query& query : in_flight)
+    ::close(query.fd);
+  std::printf(
+      "{\"window\":%zu,\"seconds\":%.3f,\"queries\":%llu,\"answers\":%llu,\"timeouts\":%llu,"
+      "\"wrong\":%llu,\"qps\":%.0f,",
+      window, elapsed, static_cast<unsigned long long>(queries - in_flight.size()),
+      static_cast<unsigned long long>(answers), static_cast<unsigned long long>(timeouts),
+      static_cast<unsigned long long>(wrong), answers / elapsed);
+  print_latencies(samples);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   g_program = "udp_bench";
-  if (argc < 2) usage("a mode is required: server, rtt, flood or dns");
+  if (argc < 2) usage("a mode is required: server, rtt, flood, dns or fresh");
   const std::string_view mode = argv[1];
   if (mode == "server") serve(Options(argc, argv, 2, {"--listen"}).endpoint("--listen"));
   if (mode == "rtt")
@@ -264,6 +347,9 @@ int main(int argc, char** argv) {
   if (mode == "flood") return flood(Options(argc, argv, 2, {"--connect", "--size", "--seconds"}));
   if (mode == "dns") {
     return dns(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--names"}));
+  }
+  if (mode == "fresh") {
+    return fresh(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--size"}));
   }
   usage("unknown mode");
 }

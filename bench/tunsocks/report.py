@@ -10,7 +10,7 @@ Raw layout (one directory per measured path: direct, tunsocks-mtu<N>):
   conn_rate.cpu                    {"tunsocks_cpu_s","socksd_cpu_s"} over the conn_rate run
   memory.jsonl                     one line per held-flow count (tunsocks only)
   udp-rtt.json, udp-flood.json,    one JSON line each from bench/tools/udp_bench (rtt,
-  dns.json                         flood, dns); udp-flood.machine: the TUN queue's drops
+  dns.json, udp-fresh.json         flood, dns, fresh); udp-flood.machine: the TUN queue's drops
   profile-<1-up|1-down>[-dso].txt  perf report --stdio (with --profile)
   load                             the load average when the path's measurements began
 """
@@ -104,6 +104,8 @@ def read_path(directory):
             flood.update(read_json(machine_path))
         path["udp"] = {"rtt": read_json(os.path.join(directory, "udp-rtt.json")), "flood": flood,
                        "dns": read_json(os.path.join(directory, "dns.json"))}
+        if os.path.exists(os.path.join(directory, "udp-fresh.json")):
+            path["udp"]["fresh"] = read_json(os.path.join(directory, "udp-fresh.json"))
     memory = memory_results(directory)
     if memory:
         path["memory"] = memory
@@ -285,6 +287,12 @@ def markdown(report):
     row("DNS query median µs", lambda p: dig(p, "udp", "dns", "p50_us"), 1)
     row("DNS query p99 µs", lambda p: dig(p, "udp", "dns", "p99_us"), 1)
     row("DNS queries lost (1 s, no retry)", lambda p: dig(p, "udp", "dns", "lost"), 0, compare=False)
+    row("UDP queries/s, a new source port each, 16 in flight",
+        lambda p: dig(p, "udp", "fresh", "qps"), 0)
+    row("UDP new-port query median µs", lambda p: dig(p, "udp", "fresh", "p50_us"), 1)
+    row("UDP new-port query p99 µs", lambda p: dig(p, "udp", "fresh", "p99_us"), 1)
+    row("UDP new-port queries timed out (1 s, no retry)",
+        lambda p: dig(p, "udp", "fresh", "timeouts"), 0, compare=False)
 
     def kib_to_mib(value):
         return None if value is None else value / 1024

@@ -28,7 +28,7 @@ struct ProfileKeys {
   std::optional<UdpPolicy> udp;
   std::optional<double> connect_timeout_s, idle_timeout_s, udp_timeout_s;
   std::optional<std::uint32_t> max_flows, max_udp_sessions;
-  std::optional<bool> answer_ping;
+  std::optional<bool> answer_ping, udp_recycle;
   std::optional<std::vector<net::Cidr>> include, exclude;
   std::optional<OnSwitch> on_switch;
 };
@@ -67,10 +67,11 @@ std::vector<net::Cidr> read_cidr_list(const json& value, const std::string& path
 
 ProfileKeys read_profile_keys(const json& object, const std::string& path) {
   expect_object(object, path);
-  check_keys(object, path,
-             {"extends", "upstream", "username", "password", "password_env", "password_file", "dns",
-              "dns_resolver", "udp", "connect_timeout_s", "idle_timeout_s", "udp_timeout_s",
-              "max_flows", "max_udp_sessions", "answer_ping", "routes", "on_switch"});
+  check_keys(
+      object, path,
+      {"extends", "upstream", "username", "password", "password_env", "password_file", "dns",
+       "dns_resolver", "udp", "connect_timeout_s", "idle_timeout_s", "udp_timeout_s", "max_flows",
+       "max_udp_sessions", "udp_recycle", "answer_ping", "routes", "on_switch"});
   ProfileKeys keys;
   keys.path = path;
   if (const json* v = find(object, "extends")) {
@@ -145,6 +146,9 @@ ProfileKeys read_profile_keys(const json& object, const std::string& path) {
   if (const json* v = find(object, "max_udp_sessions")) {
     keys.max_udp_sessions = read_count(*v, child(path, "max_udp_sessions"), 1, 1'000'000);
   }
+  if (const json* v = find(object, "udp_recycle")) {
+    keys.udp_recycle = read_bool(*v, child(path, "udp_recycle"));
+  }
   if (const json* v = find(object, "answer_ping")) {
     keys.answer_ping = read_bool(*v, child(path, "answer_ping"));
   }
@@ -217,6 +221,7 @@ Profile resolve_profile(const std::string& name, const std::map<std::string, Pro
     overlay(profile.udp_timeout_s, keys.udp_timeout_s);
     overlay(profile.max_flows, keys.max_flows);
     overlay(profile.max_udp_sessions, keys.max_udp_sessions);
+    overlay(profile.udp_recycle, keys.udp_recycle);
     overlay(profile.answer_ping, keys.answer_ping);
     overlay(profile.include, keys.include);
     overlay(profile.exclude, keys.exclude);
@@ -445,6 +450,7 @@ std::string describe_effective(const TunsocksConfig& config, const Profile& prof
       {"udp_timeout_s", profile.udp_timeout_s},
       {"max_flows", profile.max_flows},
       {"max_udp_sessions", profile.max_udp_sessions},
+      {"udp_recycle", profile.udp_recycle},
       {"answer_ping", profile.answer_ping},
       {"routes_include", cidrs(profile.include)},
       {"routes_exclude", cidrs(profile.exclude)},

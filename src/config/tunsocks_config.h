@@ -56,6 +56,9 @@ struct Profile {
   double udp_timeout_s = 60;
   std::uint32_t max_flows = 0;  // 0 = no limit but memory and file descriptors
   std::uint32_t max_udp_sessions = 1024;
+  // At max_udp_sessions (or the upstream's limit), an answered association goes to the
+  // next new socket instead of being closed and replaced (see configs/tunsocks.md).
+  bool udp_recycle = true;
   bool answer_ping = false;
   std::vector<net::Cidr> include;  // empty: everything goes to the TUN
   std::vector<net::Cidr> exclude;

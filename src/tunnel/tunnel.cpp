@@ -19,6 +19,14 @@ constexpr std::size_t kReadBuffer = 64 * 1024;
 // How long a refusal of UDP ASSOCIATE is remembered: datagrams meanwhile are dropped at
 // once instead of each costing the upstream a connection it will refuse again.
 constexpr std::uint64_t kUdpRefusalMs = 60'000;
+// How long a learned upstream association limit holds (see udp_upstream_cap_).
+constexpr std::uint64_t kUdpUpstreamCapMs = 60'000;
+// Set-ups of the same datagrams after an upstream limit: one retry is what making room
+// needs; a second covers a close the upstream had not seen yet.
+constexpr int kMaxUdpSetupAttempts = 3;
+// An association that neither got an answer last nor moved a datagram for this long may
+// make room for a new one (an application waits for an answer a few seconds at most).
+constexpr std::uint64_t kUdpEvictQuietMs = 1'000;
 constexpr std::uint16_t kDnsPort = 53;
 constexpr std::size_t kDnsHeaderSize = 12;  // ID, flags, four counts (RFC 1035 4.1.1)
 
@@ -337,19 +345,126 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     udp_sessions_.erase(found);
     found = udp_sessions_.end();
   }
-  if (found == udp_sessions_.end()) {
-    // Near the memory limit an association is refused like one over the count limit.
-    if (udp_sessions_.size() >= settings_.udp.max_sessions || !memory_guard_.admit(uv_now(loop_))) {
-      udp_counters_.drop(UdpDrop::session_limit);
-      return nullptr;
-    }
-    const std::uint64_t id = next_udp_id_++;
-    found = udp_sessions_.emplace(key, std::make_unique<UdpSession>(*this, id, key)).first;
-    TS_LOG_DEBUG("udp id=%llu src=%s opening", static_cast<unsigned long long>(id),
-                 key.to_string().c_str());
-    found->second->start();
+  if (found != udp_sessions_.end()) return found->second.get();
+  std::size_t limit = settings_.udp.max_sessions;
+  if (udp_upstream_cap_ != 0 && uv_now(loop_) < udp_upstream_cap_until_ms_) {
+    limit = std::min(limit, udp_upstream_cap_);
   }
-  return found->second.get();
+  if (udp_counters_.sessions_open >= limit && settings_.udp.recycle) {
+    if (UdpSession* recycled = recycle_session(key)) return recycled;
+  }
+  // Like a NAT table that is full: an idle association makes room before a new flow is
+  // refused (closing ones are not counted; they are gone within a loop turn or two).
+  if (udp_counters_.sessions_open >= limit && !make_udp_room(nullptr)) {
+    udp_counters_.drop(UdpDrop::session_limit);
+    return nullptr;
+  }
+  // Near the memory limit an association is refused like one over the count limit.
+  if (!memory_guard_.admit(uv_now(loop_))) {
+    udp_counters_.drop(UdpDrop::session_limit);
+    return nullptr;
+  }
+  return open_session(key, 0);
+}
+
+UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt) {
+  const std::uint64_t id = next_udp_id_++;
+  auto& session = udp_sessions_[key];
+  session = std::make_unique<UdpSession>(*this, id, key);
+  session->set_attempt(attempt);
+  session->lru_position = udp_lru_.insert(udp_lru_.end(), session.get());
+  TS_LOG_DEBUG("udp id=%llu src=%s opening", static_cast<unsigned long long>(id),
+               key.to_string().c_str());
+  UdpSession* opened = session.get();
+  opened->start();
+  return opened;
+}
+
+bool Tunnel::make_udp_room(const UdpSession* keep) {
+  const std::uint64_t now = uv_now(loop_);
+  // The least recently active association that is idle: first one whose exchange got its
+  // answer (a resolver's socket is closed by then), else one quiet for a while (a reply
+  // slower than that is not waited for). Those setting up or closing sit near the recent
+  // end or leave within a turn, so the walks are short.
+  auto evictable = [&](const UdpSession* session) {
+    return session != keep && session->phase() == UdpSession::Phase::ready &&
+           session->app() != dns_client_key(session->app());
+  };
+  UdpSession* victim = nullptr;
+  for (UdpSession* session : udp_lru_) {
+    if (evictable(session) && session->exchange_answered()) {
+      victim = session;
+      break;
+    }
+  }
+  for (auto it = udp_lru_.begin(); victim == nullptr && it != udp_lru_.end(); ++it) {
+    if (evictable(*it) && now - (*it)->last_activity_ms() >= kUdpEvictQuietMs) victim = *it;
+  }
+  if (victim == nullptr) return false;
+  ++udp_counters_.sessions_evicted;
+  victim->stop(UdpEnd::evicted);
+  return true;
+}
+
+UdpSession* Tunnel::recycle_session(const net::Endpoint& key) {
+  // Set-up is most of what a one-query socket costs (a TCP connection and a SOCKS
+  // exchange each side, then closing them): at the limit one answered association moves
+  // on instead of one closing and another opening. Below the limit every socket still
+  // gets an association (and a relay port) of its own.
+  for (UdpSession* session : udp_lru_) {
+    if (session->phase() != UdpSession::Phase::ready || !session->exchange_answered() ||
+        session->app() == dns_client_key(session->app()) ||
+        &session->upstream() != settings_.flow.upstream.get()) {
+      continue;
+    }
+    auto found = udp_sessions_.find(session->app());
+    if (found == udp_sessions_.end() || found->second.get() != session) continue;
+    // The table's node moves with it: no allocation per recycled association.
+    auto node = udp_sessions_.extract(found);
+    TS_LOG_DEBUG("udp id=%llu src=%s recycled for src=%s",
+                 static_cast<unsigned long long>(session->id()), session->app().to_string().c_str(),
+                 key.to_string().c_str());
+    for (const UdpSession::Named& named : session->recycle(key))
+      fake_ips_.release(named.fake.ip);
+    udp_lru_.splice(udp_lru_.end(), udp_lru_, session->lru_position);
+    ++udp_counters_.sessions_recycled;
+    node.key() = key;
+    udp_sessions_.insert(std::move(node));
+    return session;
+  }
+  return nullptr;
+}
+
+void Tunnel::udp_active(UdpSession& session) {
+  udp_lru_.splice(udp_lru_.end(), udp_lru_, session.lru_position);
+}
+
+bool Tunnel::udp_upstream_full(UdpSession& session) {
+  if (stopping_ || session.attempt() + 1 >= kMaxUdpSetupAttempts) return false;
+  auto found = udp_sessions_.find(session.app());
+  if (found == udp_sessions_.end() || found->second.get() != &session) return false;
+  // What the upstream holds of ours, this one not counted: more would be refused again.
+  const std::uint64_t open = udp_counters_.sessions_open - 1;
+  if (open == 0 || !make_udp_room(&session)) return false;
+  const std::size_t cap = static_cast<std::size_t>(open);
+  const std::uint64_t now = uv_now(loop_);
+  const bool known = udp_upstream_cap_ != 0 && now < udp_upstream_cap_until_ms_;
+  // Once per learning, not per refusal: a burst brings several refusals in a row.
+  if (!known) {
+    TS_LOG_INFO(
+        "udp: upstream %s is full at %zu associations; idle ones make room for new ones "
+        "(udp_sessions_recycled, udp_sessions_evicted)",
+        session.upstream().display.c_str(), cap);
+  }
+  if (!known || cap < udp_upstream_cap_) udp_upstream_cap_ = cap;
+  udp_upstream_cap_until_ms_ = now + kUdpUpstreamCapMs;
+  ++udp_counters_.setup_retries;
+  // The refused session is inside its own callback: it moves aside and ends by itself.
+  udp_closing_.push_back(std::move(found->second));
+  udp_sessions_.erase(found);
+  UdpSession* next = open_session(session.app(), session.attempt() + 1);
+  session.hand_over(*next);
+  return true;
 }
 
 void Tunnel::forward_dns(const UdpDatagramView& datagram) {
@@ -412,6 +527,7 @@ void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
   settings_ = std::move(next);
   // Whatever the old upstream said about UDP does not speak for the new one.
   udp_refused_until_ms_ = 0;
+  udp_upstream_cap_ = 0;
   socks4_udp_warned_ = false;
   if (dns_over_tcp_) {
     dns_over_tcp_->stop();
@@ -475,14 +591,15 @@ void Tunnel::log_udp_end(const UdpSession& session) const {
   const std::uint64_t ms = uv_now(loop_) - session.started_ms();
   TS_LOG_INFO(
       "udp id=%llu src=%s upstream=%s relay=%s reply=%s datagrams_up=%llu datagrams_down=%llu "
-      "up=%llu down=%llu ms=%llu end=%s%s%s",
+      "up=%llu down=%llu recycled=%llu ms=%llu end=%s%s%s",
       static_cast<unsigned long long>(session.id()), session.app().to_string().c_str(),
       session.upstream().display.c_str(), session.relay_text().c_str(),
       net::log_token(session.reply_text()).c_str(),
       static_cast<unsigned long long>(session.datagrams_up()),
       static_cast<unsigned long long>(session.datagrams_down()),
       static_cast<unsigned long long>(session.bytes_up()),
-      static_cast<unsigned long long>(session.bytes_down()), static_cast<unsigned long long>(ms),
+      static_cast<unsigned long long>(session.bytes_down()),
+      static_cast<unsigned long long>(session.recycled()), static_cast<unsigned long long>(ms),
       std::string(describe(session.end_reason())).c_str(),
       session.detail().empty() ? "" : " detail=",
       session.detail().empty() ? "" : detail_token(session.detail()).c_str());
@@ -540,6 +657,7 @@ void Tunnel::on_reap() {
     dns_tcp_.erase(key);
   std::erase_if(dns_over_tcp_retired_, [](const auto& retired) { return retired->idle(); });
   for (const UdpSession* session : std::exchange(udp_finished_, {})) {
+    udp_lru_.erase(session->lru_position);
     for (const UdpSession::Named& named : session->named())
       fake_ips_.release(named.fake.ip);
     auto found = udp_sessions_.find(session->app());
@@ -652,6 +770,9 @@ std::string Tunnel::counters_json() const {
   json += field("lwip_allocations", LwipStack::live_allocations()) + ",";
   json += field("udp_sessions_open", udp_counters_.sessions_open) + ",";
   json += field("udp_sessions_total", udp_counters_.sessions_total) + ",";
+  json += field("udp_sessions_evicted", udp_counters_.sessions_evicted) + ",";
+  json += field("udp_setup_retries", udp_counters_.setup_retries) + ",";
+  json += field("udp_sessions_recycled", udp_counters_.sessions_recycled) + ",";
   json += field("udp_datagrams_up", udp_counters_.datagrams_up) + ",";
   json += field("udp_datagrams_down", udp_counters_.datagrams_down) + ",";
   json += field("udp_bytes_up", udp_counters_.bytes_up) + ",";

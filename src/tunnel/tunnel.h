@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -130,6 +131,8 @@ class Tunnel final : public FlowHost,
   void write_udp(const net::Endpoint& source, const net::Endpoint& destination,
                  PacketView payload) override;
   void udp_refused(UdpSession& session) override;
+  bool udp_upstream_full(UdpSession& session) override;
+  void udp_active(UdpSession& session) override;
   void udp_finished(UdpSession& session) override;
 
   // DnsTcpHost
@@ -155,6 +158,14 @@ class Tunnel final : public FlowHost,
   // The association of the application socket `key`, opened if needed; nullptr when the
   // association limit is reached (the drop is counted).
   UdpSession* session_for(const net::Endpoint& key);
+  // Opens the association for `key` (no other may be in the table for it).
+  UdpSession* open_session(const net::Endpoint& key, int attempt);
+  // Closes the association the applications are least likely to miss (never `keep`, never
+  // the shared DNS ones, never one that is not idle); false when there is none.
+  bool make_udp_room(const UdpSession* keep);
+  // At the limit: the least recently active answered association of the current upstream,
+  // moved to `key` (UdpSession::recycle); nullptr when there is none.
+  UdpSession* recycle_session(const net::Endpoint& key);
   void forward_dns(const UdpDatagramView& datagram);
   void deliver_dns_reply(PacketView reply);
   bool answer_dns(const UdpDatagramView& datagram);
@@ -178,6 +189,8 @@ class Tunnel final : public FlowHost,
   std::unordered_map<net::Endpoint, std::unique_ptr<UdpSession>, EndpointHash> udp_sessions_;
   std::vector<std::unique_ptr<UdpSession>> udp_closing_;  // replaced while still closing
   std::vector<const UdpSession*> udp_finished_;
+  // Every association in the table or closing, least recently active first (make_udp_room).
+  std::list<UdpSession*> udp_lru_;
   UdpReassembler reassembler_;
   FakeIpPool fake_ips_;
   DnsIdMap dns_ids_;
@@ -190,6 +203,11 @@ class Tunnel final : public FlowHost,
   std::uint64_t next_udp_id_ = 1;
   std::uint16_t next_ip_id_ = 1;
   std::uint64_t udp_refused_until_ms_ = 0;
+  // How many associations the upstream took before it said it was full; open ones beyond
+  // it make room first instead of each costing a refused set-up. Forgotten after a while
+  // (the upstream's other clients come and go) and on a profile switch.
+  std::size_t udp_upstream_cap_ = 0;  // 0: not known
+  std::uint64_t udp_upstream_cap_until_ms_ = 0;
   std::vector<std::uint8_t> read_buffer_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;

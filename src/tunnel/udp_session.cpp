@@ -121,6 +121,8 @@ std::string_view describe(UdpDrop reason) {
       return "unknown_fake_ip";
     case UdpDrop::blocked:
       return "blocked";
+    case UdpDrop::stale_reply:
+      return "stale_reply";
     case UdpDrop::count_:
       break;
   }
@@ -149,6 +151,10 @@ std::string_view describe(UdpEnd reason) {
       return "shutdown";
     case UdpEnd::switched:
       return "switched";
+    case UdpEnd::evicted:
+      return "evicted";
+    case UdpEnd::retried:
+      return "retried";
   }
   return "unknown";
 }
@@ -236,9 +242,26 @@ void UdpSession::handshake_step() {
 void UdpSession::on_control_write_done(int status) {
   if (status < 0 && status != UV_ECANCELED && phase_ != Phase::closing) {
     detail_ = std::string("upstream write: ") + uv_err_name(status);
-    close(phase_ == Phase::ready ? UdpEnd::control_closed : UdpEnd::handshake_failed);
+    if (retried_by_host()) {
+      close(UdpEnd::retried);
+    } else {
+      close(phase_ == Phase::ready ? UdpEnd::control_closed : UdpEnd::handshake_failed);
+    }
   }
   release();
+}
+
+bool UdpSession::retried_by_host() {
+  // socksd at max_connections_per_client accepts and closes at once; at
+  // max_udp_associations it answers "general failure". Either way the upstream has said
+  // nothing else first.
+  if (phase_ != Phase::handshaking) return false;
+  const bool closed_unheard = !heard_upstream_;
+  const bool general_failure =
+      handshake_.status() == ClientHandshake::Status::failed &&
+      handshake_.failure() == HandshakeFailure::request_rejected &&
+      handshake_.reply_code() == static_cast<std::uint8_t>(socks::Socks5Reply::general_failure);
+  return (closed_unheard || general_failure) && host_.udp_upstream_full(*this);
 }
 
 uv_buf_t UdpSession::alloc_buffer() {
@@ -249,8 +272,10 @@ void UdpSession::on_control_read(ssize_t nread, const uv_buf_t* buffer) {
   if (nread == 0 || phase_ == Phase::closing) return;
   if (nread < 0) {
     detail_ = std::string("control connection: ") + uv_err_name(static_cast<int>(nread));
+    if (retried_by_host()) return close(UdpEnd::retried);
     return close(phase_ == Phase::ready ? UdpEnd::control_closed : UdpEnd::handshake_failed);
   }
+  heard_upstream_ = true;
   // Once the association stands, the control connection carries nothing (RFC 1928): bytes
   // from the upstream are ignored, only its end matters.
   if (phase_ != Phase::handshaking) return;
@@ -262,6 +287,7 @@ void UdpSession::on_control_read(ssize_t nread, const uv_buf_t* buffer) {
     case ClientHandshake::Status::failed:
       detail_ = handshake_.detail();
       if (handshake_.failure() == HandshakeFailure::request_rejected) {
+        if (retried_by_host()) return close(UdpEnd::retried);
         host_.udp_refused(*this);
         return close(UdpEnd::refused);
       }
@@ -391,6 +417,9 @@ void UdpSession::send_now(const net::Endpoint& destination, PacketView payload,
   }
   if (!written) return counters.drop(UdpDrop::send_failed);
   last_activity_ms_ = uv_now(host_.loop());
+  last_was_reply_ = false;
+  ++exchange_up_;
+  host_.udp_active(*this);
   // Header and payload go out as one datagram without being copied together.
   std::array<uv_buf_t, 2> buffers{
       uv_buf_init(reinterpret_cast<char*>(header.data()), static_cast<unsigned>(*written)),
@@ -442,7 +471,14 @@ void UdpSession::on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sock
   if (!datagram || datagram->header.fragment != 0) return counters.drop(UdpDrop::bad_reply);
   auto source = reply_from(datagram->header.address);
   if (!source) return counters.drop(UdpDrop::bad_reply);
+  if (recycled_ != 0 && std::find(direct_.begin(), direct_.end(), *source) == direct_.end() &&
+      std::none_of(named_.begin(), named_.end(),
+                   [&](const Named& named) { return named.fake == *source; })) {
+    return counters.drop(UdpDrop::stale_reply);
+  }
   last_activity_ms_ = uv_now(host_.loop());
+  last_was_reply_ = true;
+  host_.udp_active(*this);
   ++datagrams_down_;
   bytes_down_ += datagram->payload.size();
   ++counters.datagrams_down;
@@ -491,6 +527,23 @@ void UdpSession::stop(UdpEnd reason) {
   close(reason);
 }
 
+std::vector<UdpSession::Named> UdpSession::recycle(const net::Endpoint& app) {
+  app_ = app;
+  ++recycled_;
+  direct_.clear();
+  last_was_reply_ = false;
+  exchange_up_ = 0;
+  only_dns_ = true;
+  return std::exchange(named_, {});
+}
+
+void UdpSession::hand_over(UdpSession& next) {
+  next.named_ = std::exchange(named_, {});
+  for (Queued& queued : std::exchange(queue_, {}))
+    next.send(queued.destination, queued.payload, queued.name ? &*queued.name : nullptr);
+  queued_bytes_ = 0;
+}
+
 void UdpSession::close(UdpEnd reason) {
   if (phase_ == Phase::closing) return;
   phase_ = Phase::closing;
@@ -507,7 +560,14 @@ void UdpSession::close(UdpEnd reason) {
     if (reading_control_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&control_));
     reading_control_ = false;
     // The server ends the association when its control connection closes (RFC 1928 7).
-    uv_close(reinterpret_cast<uv_handle_t*>(&control_), tunnel::on_close);
+    // With a reset rather than a FIN: the control connection carries nothing to flush,
+    // and an orderly close would leave it in TIME_WAIT here for a minute. Sockets that
+    // open an association per query (resolvers) would pile up tens of thousands of those
+    // toward the one upstream address, and every connect() scans them for a free port
+    // (a profile of 500 new associations/s: 40% of tunsocks' CPU in __inet_hash_connect).
+    if (uv_tcp_close_reset(&control_, tunnel::on_close) != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&control_), tunnel::on_close);
+    }
   }
   if (relay_open_) {
     relay_open_ = false;

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,7 @@ enum class UdpDrop : std::uint8_t {
   session_closed,   // queued when the association failed or ended
   unknown_fake_ip,  // to a fake-ip pool address that stands for no name
   blocked,          // the profile says "udp": "block" (DNS is not affected)
+  stale_reply,      // on a recycled association: from no destination its new socket sent to
   count_,
 };
 [[nodiscard]] std::string_view describe(UdpDrop reason);
@@ -50,9 +52,12 @@ enum class UdpDrop : std::uint8_t {
 struct UdpCounters {
   std::uint64_t sessions_open = 0;
   std::uint64_t sessions_total = 0;
-  std::uint64_t datagrams_up = 0;    // sent to the relay
-  std::uint64_t datagrams_down = 0;  // written to the TUN
-  std::uint64_t bytes_up = 0;        // payload bytes
+  std::uint64_t sessions_evicted = 0;   // idle ones closed to make room for a new one
+  std::uint64_t setup_retries = 0;      // associations asked again after an upstream limit
+  std::uint64_t sessions_recycled = 0;  // answered ones handed to a new socket at the limit
+  std::uint64_t datagrams_up = 0;       // sent to the relay
+  std::uint64_t datagrams_down = 0;     // written to the TUN
+  std::uint64_t bytes_up = 0;           // payload bytes
   std::uint64_t bytes_down = 0;
   std::uint64_t dropped = 0;  // total of dropped_by_reason
   std::array<std::uint64_t, static_cast<std::size_t>(UdpDrop::count_)> dropped_by_reason{};
@@ -69,6 +74,8 @@ struct UdpSettings {
   // within seconds, so it need not hold a socket and a control connection for a minute.
   std::uint64_t dns_idle_timeout_ms = 10'000;
   std::size_t max_sessions = 1024;
+  // At the limit, hand an answered association to a new socket rather than replace it.
+  bool recycle = true;
   std::size_t queue_datagrams = 32;  // while the association is set up
   std::size_t queue_bytes = 256 * 1024;
 };
@@ -87,6 +94,12 @@ class UdpHost {
   [[nodiscard]] virtual uv_buf_t read_buffer(std::size_t at_most) = 0;
   // The upstream refused UDP ASSOCIATE (reply code `reply`).
   virtual void udp_refused(UdpSession& session) = 0;
+  // The upstream ended `session`'s set-up the way a server at its limit does (a general
+  // failure, or the connection closed before a reply). True when the host made room and
+  // took over the session's datagrams with a new association; `session` then just ends.
+  [[nodiscard]] virtual bool udp_upstream_full(UdpSession& session) = 0;
+  // A datagram went up or came down (the host keeps the associations in that order).
+  virtual void udp_active(UdpSession& session) = 0;
   // Every handle closed and send completed: remove (and log) the session on a later turn.
   virtual void udp_finished(UdpSession& session) = 0;
 
@@ -105,6 +118,8 @@ enum class UdpEnd : std::uint8_t {
   relay_error,  // the relay socket failed, or the reply named a relay we cannot use
   shutdown,     // the tunnel is stopping
   switched,     // a profile switch: open associations reset, or the shared DNS one retired
+  evicted,      // idle and least recently used: closed to make room for a new association
+  retried,      // the upstream was full; a new association took over after making room
 };
 [[nodiscard]] std::string_view describe(UdpEnd reason);
 
@@ -137,6 +152,28 @@ class UdpSession {
   [[nodiscard]] const std::vector<Named>& named() const { return named_; }
   // The tunnel is stopping, or a switch ends this association.
   void stop(UdpEnd reason = UdpEnd::shutdown);
+  // At the association limit, this answered association goes to the application socket
+  // `app` instead of being closed and replaced. It forgets its destinations (the fake-ip
+  // names are returned: the host releases their pool entries), and from now on passes on
+  // only replies from destinations the new socket sent to: a late reply for the old socket
+  // from elsewhere is dropped (stale_reply).
+  [[nodiscard]] std::vector<Named> recycle(const net::Endpoint& app);
+  [[nodiscard]] std::uint64_t recycled() const { return recycled_; }
+  // Moves the datagrams waiting for set-up, and the fake-ip names (with the pool entries
+  // the host holds for them), to `next`, which replaces this association.
+  void hand_over(UdpSession& next);
+
+  // Room-making (Tunnel::make_udp_room): which association the application is least
+  // likely to miss. A request/response exchange that got its answer ranks first.
+  [[nodiscard]] bool exchange_answered() const {
+    return phase_ == Phase::ready && last_was_reply_ && exchange_up_ <= 2;
+  }
+  [[nodiscard]] std::uint64_t last_activity_ms() const { return last_activity_ms_; }
+  // How many set-ups came before this one for the same datagrams (bounds the retries).
+  [[nodiscard]] int attempt() const { return attempt_; }
+  void set_attempt(int attempt) { attempt_ = attempt; }
+  // Where the host keeps this session in its least-recently-active order.
+  std::list<UdpSession*>::iterator lru_position;
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const net::Endpoint& app() const { return app_; }
@@ -176,12 +213,14 @@ class UdpSession {
   void send_now(const net::Endpoint& destination, PacketView payload, const std::string* name);
   [[nodiscard]] std::optional<net::Endpoint> reply_from(const socks::Address& address) const;
   void close(UdpEnd reason);
+  // A set-up ended the way a full upstream ends it: let the host retry elsewhere.
+  [[nodiscard]] bool retried_by_host();
   void release();
   [[nodiscard]] std::uint64_t idle_limit() const;
 
   UdpHost& host_;
   const std::uint64_t id_;
-  const net::Endpoint app_;
+  net::Endpoint app_;
   const std::shared_ptr<const Upstream> upstream_server_;
   ClientHandshake handshake_;
   Phase phase_ = Phase::dialing;
@@ -197,6 +236,11 @@ class UdpSession {
   bool relay_open_ = false;
   bool control_open_ = false;
   bool reading_control_ = false;
+  bool heard_upstream_ = false;  // any byte on the control connection
+  bool last_was_reply_ = false;
+  int attempt_ = 0;
+  std::uint64_t recycled_ = 0;     // times handed to a new application socket
+  std::uint64_t exchange_up_ = 0;  // datagrams sent for the current application socket
 
   std::vector<Named> named_;           // fake-ip destinations (bounded)
   std::vector<net::Endpoint> direct_;  // the latest IP destinations (bounded)

@@ -1,10 +1,13 @@
 """DNS-like UDP flows for the load test: every query from a new socket (a new source
 port, so a new association in tunsocks), one small datagram each way.
 
-udp_flows.py HOST PORT --flows N --seconds S
+udp_flows.py HOST PORT --flows N --seconds S [--first-port P]
   sends N queries paced over S seconds, collects the echoes as they come (a query counts
   as answered when its exact bytes come back); prints `flows sent=N answered=A
   seconds=T`. Then one more flow after them: `new_flow answered=yes|no ms=M`.
+  --first-port P: query i is sent from port P+i and the new flow from P+N, so that every
+  flow is a new source port (the kernel's own choice may repeat a recent port, which is
+  then the same socket as far as tunsocks can tell).
 """
 
 import argparse
@@ -20,10 +23,17 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("--flows", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--first-port", type=int, default=0)
     a = ap.parse_args()
     dst = (a.host, a.port)
     pending = {}
     answered = 0
+
+    def new_socket(i):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if a.first_port:
+            s.bind(("0.0.0.0", a.first_port + i))
+        return s
 
     def drain(timeout):
         nonlocal answered
@@ -42,7 +52,7 @@ def main():
 
     t0 = time.monotonic()
     for i in range(a.flows):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = new_socket(i)
         query = b"query %06d " % i + b"x" * 20
         s.setblocking(False)
         s.sendto(query, dst)
@@ -65,7 +75,7 @@ def main():
         s.close()
     print(f"flows sent={a.flows} answered={answered} seconds={time.monotonic() - t0:.1f}", flush=True)
 
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = new_socket(a.flows)
     s.settimeout(1.0)
     t1 = time.monotonic()
     ok = "no"

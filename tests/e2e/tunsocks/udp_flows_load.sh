@@ -3,12 +3,10 @@
 # a UDP echo server through socksd: every query answered byte-exact, none dropped; then a
 # new flow must be answered within a second, and tunsocks still runs.
 #
-# --udp-timeout 1 (UDP_FLOWS_TIMEOUT; empty = tunsocks' default of 60 s): each one-shot flow
-# holds an association (a control connection to the upstream) until it idles out. With the
-# default, 500 new flows a second hold about 1000 associations after two seconds, which is
-# socksd's default per-client cap (max_connections_per_client 1000): from then on socksd
-# refuses UDP ASSOCIATE and tunsocks drops every new flow for as long as the old ones stay
-# idle. Known and reported (issue 7); UDP_FLOWS_TIMEOUT= shows it.
+# --udp-timeout 1 (UDP_FLOWS_TIMEOUT; empty = tunsocks' default of 60 s). With the default,
+# the associations reach socksd's default caps (1000) after two seconds and tunsocks then
+# recycles or evicts idle ones for new flows (configs/tunsocks.md, "UDP at the limit"):
+# udp_fresh_ports.sh covers that case with every default; this one the short timeout.
 source "$(dirname "$0")/topology.sh"
 require_tunsocks
 require_socksd

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # UDP associations under load and at their ends: 5000 datagrams, each from a fresh
 # application socket, with --max-udp-sessions 100: tunsocks survives, never holds more
-# than 100 associations, counts the rest as session_limit, and once idle (--udp-timeout 2)
+# than 100 associations, and at the limit hands answered ones to new sockets (recycled),
+# closes idle ones (evicted) or counts the datagram as session_limit; once idle (--udp-timeout 2)
 # has none left; UDP works again afterwards. Then an association whose upstream control
 # connection goes away (socksd killed -9) ends at once with end=control_closed.
 source "$(dirname "$0")/topology.sh"
@@ -29,7 +30,10 @@ expect_alive ts
 log "after the burst: $c1"
 (($(json_get "$c1" udp_sessions_open) <= 100)) || fail "more than 100 associations open: $c1"
 limited=$(($(json_get "$c1" udp_dropped_by_reason.session_limit) - $(json_get "$c0" udp_dropped_by_reason.session_limit)))
-((limited > 0)) || fail "no datagram was refused by --max-udp-sessions: $c1"
+recycled=$(($(json_get "$c1" udp_sessions_recycled) - $(json_get "$c0" udp_sessions_recycled)))
+evicted=$(($(json_get "$c1" udp_sessions_evicted) - $(json_get "$c0" udp_sessions_evicted)))
+((limited + recycled + evicted > 0)) || fail "--max-udp-sessions was never reached: $c1"
+log "at the limit: $limited refused, $recycled recycled, $evicted evicted"
 opened=$(($(json_get "$c1" udp_sessions_total) - $(json_get "$c0" udp_sessions_total)))
 ((opened >= 100)) || fail "only $opened associations were opened: $c1"
 

@@ -36,7 +36,8 @@ const std::string kTwo = R"({
   "profiles": {
     "home": {"upstream": "socks5h://10.0.0.1:1080", "routes": {"exclude": ["192.168.0.0/16"]}},
     "work": {"extends": "home", "upstream": "socks5://u:p@10.0.0.2:1081", "dns": "forward",
-             "dns_resolver": "10.0.0.53", "on_switch": "reset", "idle_timeout_s": 0}
+             "dns_resolver": "10.0.0.53", "on_switch": "reset", "idle_timeout_s": 0,
+             "udp_recycle": false}
   }
 })";
 
@@ -58,6 +59,7 @@ TEST_CASE("defaults, a single profile needs no default_profile") {
   CHECK(profile.udp == UdpPolicy::associate);
   CHECK(profile.idle_timeout_s == 3600);
   CHECK(profile.max_udp_sessions == 1024);
+  CHECK(profile.udp_recycle);
   CHECK(profile.include.empty());
   CHECK(config.find("other") == nullptr);
 }
@@ -74,6 +76,8 @@ TEST_CASE("extends: the child overrides, inherits the rest, credentials follow t
   CHECK(work.dns == DnsMode::forward);
   CHECK(work.dns_resolver->to_string() == "10.0.0.53:53");
   CHECK(work.on_switch == OnSwitch::reset);
+  CHECK_FALSE(work.udp_recycle);
+  CHECK(config.find("home")->udp_recycle);
   CHECK(work.idle_timeout_s == 0);
   REQUIRE(work.exclude.size() == 1);  // inherited
   CHECK(work.exclude[0].to_string() == "192.168.0.0/16");
@@ -115,6 +119,8 @@ TEST_CASE("every error class names file, JSON path and what was expected") {
         "t.json: /tun/offload: expected true or false, got a string \"no\"");
   CHECK_FALSE(parse_ok(R"({"tun": {"offload": false}, "profiles": {"a": {)" + p + "}}}")
                   .global.offload);
+  CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "udp_recycle": "no"}}})") ==
+        "t.json: /profiles/a/udp_recycle: expected true or false, got a string \"no\"");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "answer_ping": 1}}})") ==
         "t.json: /profiles/a/answer_ping: expected true or false, got an integer 1");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "routes": {"include": ["10.0.0.0/33"]}}}})")

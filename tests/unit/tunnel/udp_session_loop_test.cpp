@@ -33,6 +33,14 @@ struct ScriptedUpstream {
   std::vector<std::unique_ptr<uv_write_t>> write_requests;
   std::array<char, 65536> buffer{};
   sockaddr_in listen_address{}, relay_address{};
+  sockaddr_in last_client{};  // where the relay's last datagram came from
+
+  // A datagram from the relay that answers nothing (a late or unsolicited reply).
+  void inject(const Bytes& datagram) {
+    uv_buf_t out = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
+                               static_cast<unsigned>(datagram.size()));
+    uv_udp_try_send(&relay, &out, 1, reinterpret_cast<const sockaddr*>(&last_client));
+  }
 
   explicit ScriptedUpstream(uv_loop_t* l, std::uint8_t code) : loop(l), reply(code) {
     listener.data = client.data = relay.data = this;
@@ -85,6 +93,7 @@ struct ScriptedUpstream {
   static void on_datagram(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buffer,
                           const sockaddr* from, unsigned) {
     if (nread <= 0 || from == nullptr) return;
+    std::memcpy(&of(handle->data).last_client, from, sizeof(sockaddr_in));
     uv_buf_t echo = uv_buf_init(buffer->base, static_cast<unsigned>(nread));
     uv_udp_try_send(handle, &echo, 1, from);
   }
@@ -130,6 +139,8 @@ class LoopHost final : public UdpHost {
     return uv_buf_init(buffer_.data(), static_cast<unsigned>(std::min(at_most, buffer_.size())));
   }
   void udp_refused(UdpSession&) override { ++refusals_; }
+  bool udp_upstream_full(UdpSession&) override { return false; }
+  void udp_active(UdpSession&) override {}
   void udp_finished(UdpSession&) override { finished_ = true; }
 
   uv_loop_t* loop_;
@@ -272,6 +283,50 @@ TEST_CASE("fake_ip_destination_goes_by_name_and_replies_come_from_the_fake_addre
   session->stop();
   run_until(
       &loop, [&] { return host.finished_; }, 3000);
+  session.reset();
+  finish(&loop, upstream);
+}
+
+TEST_CASE("recycled_association_serves_the_new_socket_and_drops_replies_for_the_old_one") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ScriptedUpstream upstream(&loop, 0);
+  LoopHost host(&loop, upstream.listen_address);
+  host.udp_.idle_timeout_ms = 5000;
+  auto session = std::make_unique<UdpSession>(host, 1, kApp);
+  session->start();
+  session->send(kRemote, Bytes{'q', '1'});
+  run_until(
+      &loop, [&] { return !host.replies_.empty(); }, 3000);
+  REQUIRE(host.replies_.size() == 1);
+  CHECK(session->exchange_answered());
+
+  const net::Endpoint next_app = *net::Endpoint::parse("10.0.0.2:40001");
+  const net::Endpoint other = *net::Endpoint::parse("192.0.2.8:9");
+  CHECK(session->recycle(next_app).empty());
+  CHECK(session->app() == next_app);
+  CHECK(session->recycled() == 1);
+  CHECK_FALSE(session->exchange_answered());
+  // A late reply from the old socket's destination must not reach the new socket.
+  upstream.inject({0, 0, 0, 1, 192, 0, 2, 7, 0, 9, 'l', 'a', 't', 'e'});
+  const auto stale = static_cast<std::size_t>(UdpDrop::stale_reply);
+  run_until(
+      &loop, [&] { return host.counters_.dropped_by_reason[stale] == 1; }, 3000);
+  CHECK(host.counters_.dropped_by_reason[stale] == 1);
+  CHECK(host.replies_.size() == 1);
+  // What the new socket sends to is answered, from where it sent to, to the new socket.
+  session->send(other, Bytes{'q', '2'});
+  run_until(
+      &loop, [&] { return host.replies_.size() == 2; }, 3000);
+  REQUIRE(host.replies_.size() == 2);
+  CHECK(host.replies_[1].source == other);
+  CHECK(host.replies_[1].destination == next_app);
+  CHECK(host.replies_[1].payload == Bytes{'q', '2'});
+  CHECK(session->exchange_answered());
+  session->stop();
+  run_until(
+      &loop, [&] { return host.finished_; }, 3000);
+  CHECK(host.finished_);
   session.reset();
   finish(&loop, upstream);
 }

@@ -24,6 +24,8 @@ class QueueHost final : public UdpHost {
   void write_udp(const net::Endpoint&, const net::Endpoint&, PacketView) override {}
   uv_buf_t read_buffer(std::size_t) override { return uv_buf_init(nullptr, 0); }
   void udp_refused(UdpSession&) override {}
+  bool udp_upstream_full(UdpSession&) override { return false; }
+  void udp_active(UdpSession&) override {}
   void udp_finished(UdpSession&) override {}
 
   FlowSettings flow_;
