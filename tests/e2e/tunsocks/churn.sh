@@ -40,8 +40,7 @@ socksd_counters() {
 out=$(in_client "$SYSTEM_PYTHON" "$HOLD_MANY" churn --host "$SERVER_IP4" --port "$echo_port" \
   --socks "$PROXY_IP4:$UPSTREAM_PORT" --seconds "$seconds") || fail "churn against socksd failed: $out"
 expect_field "$out" failed 0
-wait_for 10 bash -c "(( \$(ls /proc/$s_pid/fd | wc -l) <= $s_fds ))" ||
-  fail "socksd holds $(fd_count "$s_pid") fds after the churn, baseline $s_fds"
+expect_fds_back "$s_pid" "$s_fds" 10 "socksd, after the churn,"
 sc=$(socksd_counters)
 [[ $(json_get "$sc" sessions_open) == 0 ]] || fail "socksd counters: sessions_open != 0 after the churn: $sc"
 log "ok: socksd churn: $out"
@@ -56,10 +55,8 @@ wait_for 20 bash -c "(( \$(grep -cE 'flow id=[0-9]+ .* end=' '$E2E_TMP/ts.log') 
   fail "only $(grep -cE 'flow id=[0-9]+ .* end=' "$E2E_TMP/ts.log") of $want flows ended"
 n=$(expect_balanced_flows ts)
 ((n == want)) || fail "$n of $want flow lines end=eof: $(grep -E 'flow id=' "$E2E_TMP/ts.log" | grep -v 'end=eof' | head -n 3)"
-wait_for 10 bash -c "(( \$(ls /proc/$ts_pid/fd | wc -l) <= $ts_fds ))" ||
-  fail "tunsocks holds $(fd_count "$ts_pid") fds after the churn, baseline $ts_fds"
-wait_for 10 bash -c "(( \$(ls /proc/$s_pid/fd | wc -l) <= $s_fds ))" ||
-  fail "socksd holds $(fd_count "$s_pid") fds after the churn, baseline $s_fds"
+expect_fds_back "$ts_pid" "$ts_fds" 10 "tunsocks, after the churn,"
+expect_fds_back "$s_pid" "$s_fds" 10 "socksd, after the churn,"
 lwip_now=$(expect_lwip_back ts "$lwip_base")
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == 0 ]] || fail "counters: flows_open != 0 after the churn: $c"

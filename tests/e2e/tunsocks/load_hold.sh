@@ -68,10 +68,8 @@ wait_for 60 bash -c "(( \$(grep -cE 'flow id=[0-9]+ .* end=' '$E2E_TMP/ts.log') 
   fail "only $(grep -cE 'flow id=[0-9]+ .* end=' "$E2E_TMP/ts.log") of $want flows ended after their apps closed"
 n=$(expect_balanced_flows ts)
 ((n == want)) || fail "$n of $want flow lines end=eof: $(grep -E 'flow id=' "$E2E_TMP/ts.log" | grep -v 'end=eof' | head -n 3)"
-wait_for 20 bash -c "(( \$(ls /proc/$ts_pid/fd | wc -l) <= $ts_fds ))" ||
-  fail "tunsocks holds $(fd_count "$ts_pid") fds after every flow closed, baseline $ts_fds"
-wait_for 20 bash -c "(( \$(ls /proc/$s_pid/fd | wc -l) <= $s_fds ))" ||
-  fail "socksd holds $(fd_count "$s_pid") fds after every flow closed, baseline $s_fds"
+expect_fds_back "$ts_pid" "$ts_fds" 20 "tunsocks, after every flow closed,"
+expect_fds_back "$s_pid" "$s_fds" 20 "socksd, after every flow closed,"
 lwip_now=$(expect_lwip_back ts "$lwip_base")
 c=$(tunsocks_counters ts)
 [[ $(json_get "$c" flows_open) == 0 ]] || fail "counters: flows_open != 0: $c"

@@ -53,8 +53,7 @@ touch "$E2E_TMP/release"
 wait_for 20 grep -q '^closed' "$E2E_TMP/hold.log" || fail "the holding client did not finish"
 alive=$(grep '^answered ' "$E2E_TMP/hold.log")
 expect_field "$alive" ok "$ok"
-wait_for 10 bash -c "[[ \$(ls /proc/$ts_pid/fd | wc -l) -le $base ]]" ||
-  fail "fds did not return to the baseline $base: $(fd_count "$ts_pid")"
+expect_fds_back "$ts_pid" "$base" 10 "tunsocks, once the held flows closed,"
 c=$(tunsocks_counters ts)
 wait_for 10 bash -c "kill -USR1 $ts_pid; sleep 0.2; grep 'counters {' '$E2E_TMP/ts.log' | tail -n 1 | grep -q '\"flows_open\":0,'" ||
   fail "flows still open after every app connection closed: $(tunsocks_counters ts)"

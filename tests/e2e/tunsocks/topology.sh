@@ -570,5 +570,11 @@ start_echo() {
 
 # fd_count PID, rss_kb PID, cpu_ticks PID (user + system, in CLK_TCK units): from /proc.
 fd_count() { ls "/proc/$1/fd" | wc -l; }
+# expect_fds_back PID BASELINE SECONDS WHAT: within SECONDS the process holds no more
+# descriptors than BASELINE (flows close asynchronously); WHAT names it in the failure.
+expect_fds_back() {
+  wait_for "$3" bash -c "(( \$(ls /proc/$1/fd | wc -l) <= $2 ))" ||
+    fail "$4 holds $(fd_count "$1") fds, baseline $2"
+}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
