@@ -83,9 +83,11 @@ def memory_results(directory):
 
 def read_path(directory):
     path = {}
-    # A --udp-only run has no TCP figures: absent, not errors.
-    if os.path.exists(os.path.join(directory, "rtt.json")):
+    # A --udp-only run has no TCP figures, an --iperf-only run only the iperf3 ones: absent,
+    # not errors.
+    if os.path.exists(os.path.join(directory, "iperf-1-up.json")):
         path["iperf"] = {name: iperf_result(directory, name) for name in IPERF_RUNS}
+    if os.path.exists(os.path.join(directory, "rtt.json")):
         path["rtt"] = read_json(os.path.join(directory, "rtt.json"))
         path["conn_rate"] = read_json(os.path.join(directory, "conn_rate.json"))
         cpu_path = os.path.join(directory, "conn_rate.cpu")
@@ -206,7 +208,8 @@ def markdown(report):
     header = "| figure |" + (" direct |" if direct else "")
     rule = "|---|" + ("---:|" if direct else "")
     for name in tunsocks_names:
-        mtu = name.split("mtu", 1)[1].replace("-nooffload", ", no offload")
+        mtu = name.split("mtu", 1)[1].replace("-nooffload", ", no offload").replace(
+            "-baseline", ", baseline build")
         header += f" tunsocks MTU {mtu} |" + (" ÷ direct |" if direct else "")
         rule += "---:|" + ("---:|" if direct else "")
     lines += [header, rule]

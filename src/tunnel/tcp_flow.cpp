@@ -23,7 +23,7 @@ namespace {
 constexpr std::size_t kLowMark = TCP_SND_BUF / 8;
 constexpr std::size_t kResumeMark = TCP_SND_BUF / 2;
 constexpr std::size_t kQueueLimit = TCP_SND_QUEUELEN * 3 / 4;
-constexpr std::size_t kMaxRead = 64 * 1024;
+constexpr std::size_t kMaxRead = 256 * 1024;  // the host's read buffer
 constexpr u32_t kKeepaliveIdleMs = 60'000;
 constexpr u32_t kKeepaliveIntervalMs = 10'000;
 constexpr u32_t kKeepaliveCount = 3;
@@ -93,6 +93,20 @@ void on_lwip_err(void* arg, err_t error) {
 // about the real, larger buffer.
 std::size_t send_room(const tcp_pcb* pcb) {
   return pcb->snd_buf;
+}
+
+// The segment size tcp_write cuts to (its mss_local: the MSS, at most half the largest
+// window the application offered).
+std::size_t segment_size(const tcp_pcb* pcb) {
+  const std::size_t half_window = pcb->snd_wnd_max / 2;
+  return half_window == 0 ? pcb->mss : std::min<std::size_t>(pcb->mss, half_window);
+}
+
+// `bytes` cut down to whole segments when it holds at least one. Each read is sent at once
+// (Nagle is off), so a read of 64 KiB against a 65435-byte MSS went out as a full segment
+// and a 101-byte one: twice the packets, TUN writes and wake-ups of the application.
+std::size_t whole_segments(std::size_t bytes, std::size_t segment) {
+  return bytes < segment ? bytes : bytes - bytes % segment;
 }
 
 void detach_callbacks(tcp_pcb* pcb) {
@@ -280,7 +294,9 @@ void TcpFlow::refuse(CloseReason reason, Refusal refusal) {
 
 void TcpFlow::on_alloc(uv_buf_t* buffer) {
   std::size_t size = kMaxRead;
-  if (phase_ == Phase::relaying && pcb_ != nullptr) size = std::min(size, send_room(pcb_));
+  if (phase_ == Phase::relaying && pcb_ != nullptr) {
+    size = whole_segments(std::min(size, send_room(pcb_)), segment_size(pcb_));
+  }
   *buffer = host_.read_buffer(size);
 }
 
@@ -356,19 +372,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     stop_reading();
     return;
   }
-  std::size_t offset = 0;
-  if (down_pending_.empty()) {
-    while (offset < length) {
-      const std::size_t chunk = std::min({length - offset, kMaxTcpWrite, send_room(pcb_)});
-      if (chunk == 0 || tcp_write(pcb_, data + offset, static_cast<u16_t>(chunk),
-                                  TCP_WRITE_FLAG_COPY) != ERR_OK) {
-        break;
-      }
-      offset += chunk;
-    }
-  }
-  app_out_ += offset;
-  host_.flow_counters().app_out += offset;
+  const std::size_t offset = down_pending_.empty() ? write_to_app(data, length) : 0;
   // What lwIP could not take waits here; reading stops until it drains (bounded by one read).
   down_pending_.insert(down_pending_.end(), data + offset, data + length);
   tcp_output(pcb_);
@@ -377,18 +381,7 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
 
 void TcpFlow::pump_down() {
   if (pcb_ == nullptr) return;
-  std::size_t offset = 0;
-  while (offset < down_pending_.size()) {
-    const std::size_t chunk =
-        std::min({down_pending_.size() - offset, kMaxTcpWrite, send_room(pcb_)});
-    if (chunk == 0 || tcp_write(pcb_, down_pending_.data() + offset, static_cast<u16_t>(chunk),
-                                TCP_WRITE_FLAG_COPY) != ERR_OK) {
-      break;
-    }
-    offset += chunk;
-  }
-  app_out_ += offset;
-  host_.flow_counters().app_out += offset;
+  const std::size_t offset = write_to_app(down_pending_.data(), down_pending_.size());
   down_pending_.erase(down_pending_.begin(), down_pending_.begin() + static_cast<long>(offset));
   if (down_pending_.empty()) down_pending_.shrink_to_fit();
   if (down_pending_.empty() && upstream_eof_ && !app_fin_sent_) {
@@ -396,6 +389,24 @@ void TcpFlow::pump_down() {
     if (tcp_shutdown(pcb_, 0, 1) == ERR_OK) app_fin_sent_ = true;
   }
   tcp_output(pcb_);
+}
+
+std::size_t TcpFlow::write_to_app(const std::uint8_t* data, std::size_t length) {
+  // Calls of whole segments (below tcp_write's 16-bit length): each fills its segments
+  // exactly instead of leaving a short one for the next call to top up.
+  const std::size_t call_limit = whole_segments(kMaxTcpWrite, segment_size(pcb_));
+  std::size_t offset = 0;
+  while (offset < length) {
+    const std::size_t chunk = std::min({length - offset, call_limit, send_room(pcb_)});
+    if (chunk == 0 ||
+        tcp_write(pcb_, data + offset, static_cast<u16_t>(chunk), TCP_WRITE_FLAG_COPY) != ERR_OK) {
+      break;
+    }
+    offset += chunk;
+  }
+  app_out_ += offset;
+  host_.flow_counters().app_out += offset;
+  return offset;
 }
 
 void TcpFlow::stop_reading() {

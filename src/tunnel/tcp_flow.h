@@ -161,6 +161,8 @@ class TcpFlow {
   void refuse(CloseReason reason, Refusal refusal);
   void begin_relay();
   void pump_down();
+  // Queues as much of [data, data + length) in lwIP as it takes; returns how much that was.
+  std::size_t write_to_app(const std::uint8_t* data, std::size_t length);
   void update_reading();
   void stop_reading();
   void maybe_finish_gracefully(bool in_lwip);
