@@ -24,6 +24,10 @@ constexpr std::size_t kLowMark = TCP_SND_BUF / 8;
 constexpr std::size_t kResumeMark = TCP_SND_BUF / 2;
 constexpr std::size_t kQueueLimit = TCP_SND_QUEUELEN * 3 / 4;
 constexpr std::size_t kMaxRead = 256 * 1024;  // the host's read buffer
+// A read at least this large is sent from the buffer it was read into (the flow adopts
+// it; lwIP frees it once every byte is acknowledged) instead of being copied into pbufs.
+// Smaller ones are copied: an adopted buffer is held whole, so at most half of it idles.
+constexpr std::size_t kReferenceAtLeast = kMaxRead / 2;
 constexpr u32_t kKeepaliveIdleMs = 60'000;
 constexpr u32_t kKeepaliveIntervalMs = 10'000;
 constexpr u32_t kKeepaliveCount = 3;
@@ -372,7 +376,12 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     stop_reading();
     return;
   }
-  const std::size_t offset = down_pending_.empty() ? write_to_app(data, length) : 0;
+  std::size_t offset = 0;
+  if (down_pending_.empty()) {
+    PayloadBlockRef block;
+    if (length >= kReferenceAtLeast) block = host_.adopt_read_buffer(*buffer);
+    offset = write_to_app(data, length, block.get());
+  }
   // What lwIP could not take waits here; reading stops until it drains (bounded by one read).
   down_pending_.insert(down_pending_.end(), data + offset, data + length);
   tcp_output(pcb_);
@@ -391,15 +400,17 @@ void TcpFlow::pump_down() {
   tcp_output(pcb_);
 }
 
-std::size_t TcpFlow::write_to_app(const std::uint8_t* data, std::size_t length) {
+std::size_t TcpFlow::write_to_app(const std::uint8_t* data, std::size_t length,
+                                  tunsocks_payload_block* block) {
   // Calls of whole segments (below tcp_write's 16-bit length): each fills its segments
   // exactly instead of leaving a short one for the next call to top up.
   const std::size_t call_limit = whole_segments(kMaxTcpWrite, segment_size(pcb_));
+  const u8_t flags = block != nullptr ? 0 : TCP_WRITE_FLAG_COPY;
+  const ReferencingWrites referencing(block);
   std::size_t offset = 0;
   while (offset < length) {
     const std::size_t chunk = std::min({length - offset, call_limit, send_room(pcb_)});
-    if (chunk == 0 ||
-        tcp_write(pcb_, data + offset, static_cast<u16_t>(chunk), TCP_WRITE_FLAG_COPY) != ERR_OK) {
+    if (chunk == 0 || tcp_write(pcb_, data + offset, static_cast<u16_t>(chunk), flags) != ERR_OK) {
       break;
     }
     offset += chunk;

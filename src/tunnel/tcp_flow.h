@@ -24,6 +24,7 @@
 
 #include "tunnel/client_handshake.h"
 #include "tunnel/packet.h"
+#include "tunnel/payload_block.h"
 
 struct tcp_pcb;
 struct pbuf;
@@ -71,8 +72,12 @@ class FlowHost {
   // Writes a packet built by the flow (a reset, an ICMP error) to the TUN.
   virtual void write_packet(PacketView packet) = 0;
   // A buffer for one upstream read; its bytes are consumed before the read callback returns,
-  // so one buffer serves every flow and idle flows hold no read buffer at all.
+  // so one buffer serves every flow and idle flows hold no read buffer at all...
   [[nodiscard]] virtual uv_buf_t read_buffer(std::size_t at_most) = 0;
+  // ... unless the flow adopts it: `buffer` (from read_buffer) becomes the flow's payload
+  // block, to be sent without a copy, and the next read_buffer() is a new one. Null when
+  // `buffer` is not the host's.
+  [[nodiscard]] virtual PayloadBlockRef adopt_read_buffer(const uv_buf_t& buffer) = 0;
   // Every handle closed and request completed: remove (and log) the flow on a later turn.
   virtual void flow_finished(TcpFlow& flow) = 0;
 
@@ -162,7 +167,9 @@ class TcpFlow {
   void begin_relay();
   void pump_down();
   // Queues as much of [data, data + length) in lwIP as it takes; returns how much that was.
-  std::size_t write_to_app(const std::uint8_t* data, std::size_t length);
+  // With `block` (holding the data), lwIP references the bytes instead of copying them.
+  std::size_t write_to_app(const std::uint8_t* data, std::size_t length,
+                           tunsocks_payload_block* block = nullptr);
   void update_reading();
   void stop_reading();
   void maybe_finish_gracefully(bool in_lwip);

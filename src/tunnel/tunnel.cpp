@@ -11,6 +11,7 @@
 #include "net/log.h"
 #include "tunnel/dns.h"
 #include "tunnel/icmp_echo.h"
+#include "tunsocks_lwip_port.h"
 
 namespace tunsocks::tunnel {
 namespace {
@@ -85,8 +86,7 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
              {.mtu = tun_.framing().mtu,
               .kernel_checksums = tun_.framing().checksum_offload,
               .large_segments = tun_.framing().segmentation}),
-      fake_ips_(settings_.fake_ip_capacity),
-      read_buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(kReadBuffer)) {
+      fake_ips_(settings_.fake_ip_capacity) {
   poll_.data = this;
   reaper_.data = this;
   if (settings_.dns == DnsMode::tcp && settings_.dns_server) {
@@ -636,8 +636,18 @@ bool Tunnel::on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) {
 }
 
 uv_buf_t Tunnel::read_buffer(std::size_t at_most) {
-  return uv_buf_init(reinterpret_cast<char*>(read_buffer_.get()),
+  if (!read_block_) read_block_.reset(tunsocks_payload_block_new(kReadBuffer));
+  if (!read_block_) return uv_buf_init(nullptr, 0);  // out of memory: libuv reports ENOBUFS
+  return uv_buf_init(reinterpret_cast<char*>(tunsocks_payload_block_data(read_block_.get())),
                      static_cast<unsigned>(std::min(at_most, kReadBuffer)));
+}
+
+PayloadBlockRef Tunnel::adopt_read_buffer(const uv_buf_t& buffer) {
+  if (!read_block_ ||
+      buffer.base != reinterpret_cast<char*>(tunsocks_payload_block_data(read_block_.get()))) {
+    return nullptr;
+  }
+  return std::move(read_block_);
 }
 
 void Tunnel::flow_finished(TcpFlow& flow) {

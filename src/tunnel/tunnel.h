@@ -123,6 +123,7 @@ class Tunnel final : public FlowHost,
   void inject_syn(PacketView packet, const FlowKey& key) override;
   void write_packet(PacketView packet) override;
   uv_buf_t read_buffer(std::size_t at_most) override;
+  PayloadBlockRef adopt_read_buffer(const uv_buf_t& buffer) override;
   void flow_finished(TcpFlow& flow) override;
 
   // UdpHost (loop, flow_settings and read_buffer are shared with FlowHost)
@@ -208,8 +209,9 @@ class Tunnel final : public FlowHost,
   // (the upstream's other clients come and go) and on a profile switch.
   std::size_t udp_upstream_cap_ = 0;  // 0: not known
   std::uint64_t udp_upstream_cap_until_ms_ = 0;
-  // Not value-initialised: its pages cost memory only once an upstream read used them.
-  std::unique_ptr<std::uint8_t[]> read_buffer_;
+  // Made on the first upstream read (its pages cost memory only once a read used them);
+  // null again after a flow adopted it.
+  PayloadBlockRef read_block_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;
   MemoryGuard memory_guard_;  // new flows are refused near the cgroup's memory limit

@@ -446,6 +446,10 @@ int main(int argc, char** argv) {
   // again (page faults and page clearing were a tenth of tunsocks' time in a profile of
   // one stream). Keep up to 2 MiB of free heap instead; it is only ever what a burst used.
   ::mallopt(M_TRIM_THRESHOLD, 2 << 20);
+  // Downloads are read into 256 KiB blocks that live until the application acknowledged
+  // them (src/tunnel/payload_block.h). At glibc's default threshold (128 KiB) each would be
+  // an mmap, page faults and a munmap; from the heap they are reused.
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   const std::string_view command = argc > 1 ? argv[1] : "";
   if (command == "check") return app::run_check(argc, argv);
   if (command == "ctl") return app::run_ctl(argc, argv);

@@ -777,3 +777,142 @@ TEST_CASE("fragmented_syn_is_reassembled_and_accepted") {
     CHECK(syn_ack->ack == 1001);
   }
 }
+
+// ---- payload blocks (port/payload_block.c, patch 0008) ----------------------------------
+
+namespace {
+
+// The TCP payload of an IPv4 packet lwIP sent.
+Bytes ipv4_tcp_payload(const Bytes& packet) {
+  const std::size_t ip_length = (packet[0] & 0x0F) * 4u;
+  const std::size_t tcp_length = (packet[ip_length + 12] >> 4) * 4u;
+  const std::size_t total = get16(packet, 2);
+  return {packet.begin() + static_cast<long>(ip_length + tcp_length),
+          packet.begin() + static_cast<long>(total)};
+}
+
+// An established flow from a client announcing MSS 1460, lwIP's pcb, and the next sequence
+// numbers on both sides.
+struct Established {
+  tcp_pcb* pcb = nullptr;
+  std::uint32_t client_next = 1001;
+  std::uint32_t server_next = 0;
+};
+
+const Address kClient = v4(192, 0, 2, 2);
+const Address kServer = v4(203, 0, 113, 10);
+
+Established establish(Stack& stack, Listener& listener) {
+  const auto syn_ack = stack.handshake(kClient, 40100, kServer, 80);
+  REQUIRE(syn_ack.has_value());
+  REQUIRE(listener.accepted.size() == 1);
+  tcp_nagle_disable(listener.accepted.front());  // as tunsocks' flows: every write goes out
+  return {.pcb = listener.accepted.front(), .server_next = syn_ack->seq + 1};
+}
+
+void acknowledge(Stack& stack, const Established& flow, std::uint32_t ack) {
+  stack.inject(build_tcp_packet({.src = kClient,
+                                 .src_port = 40100,
+                                 .dst = kServer,
+                                 .dst_port = 80,
+                                 .seq = flow.client_next,
+                                 .ack = ack,
+                                 .flags = kAck}));
+}
+
+Bytes pattern(std::size_t length) {
+  Bytes bytes(length);
+  for (std::size_t i = 0; i < length; ++i)
+    bytes[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("payload_block_is_sent_in_place_and_freed_by_the_last_acknowledgement") {
+  Stack stack({});
+  Listener listener;
+  stack.listen_everywhere(listener);
+  const Established flow = establish(stack, listener);
+  const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
+
+  constexpr std::size_t kLength = 3000;  // 1460 + 1460 + 80: three segments
+  tunsocks_payload_block* block = tunsocks_payload_block_new(8192);
+  REQUIRE(block != nullptr);
+  const Bytes sent_bytes = pattern(kLength);
+  std::copy(sent_bytes.begin(), sent_bytes.end(), tunsocks_payload_block_data(block));
+  tunsocks_lwip_set_write_block(block);
+  REQUIRE(tcp_write(flow.pcb, tunsocks_payload_block_data(block), kLength, 0) == ERR_OK);
+  tunsocks_lwip_set_write_block(nullptr);
+  REQUIRE(tcp_output(flow.pcb) == ERR_OK);
+
+  Bytes received;
+  for (const Bytes& packet : stack.take_sent()) {
+    const auto segment = parse_tcp_packet(packet);
+    REQUIRE(segment.has_value());
+    CHECK(segment->tcp_checksum_ok);
+    const Bytes payload = ipv4_tcp_payload(packet);
+    CHECK(payload.size() <= 1460);
+    received.insert(received.end(), payload.begin(), payload.end());
+  }
+  CHECK(received == sent_bytes);
+  // Ours plus one per segment's data pbuf.
+  CHECK(tunsocks_payload_block_references(block) == 4);
+
+  // The writer lets go at once; lwIP's segments keep the bytes until acknowledged.
+  tunsocks_payload_block_release(block);
+  acknowledge(stack, flow, flow.server_next + 1460);
+  CHECK(tunsocks_payload_block_references(block) == 2);
+  acknowledge(stack, flow, flow.server_next + kLength);
+  CHECK(tunsocks_lwip_live_allocations() == allocations_before);
+}
+
+TEST_CASE("payload_block_outlives_its_writer_until_lwip_frees_the_connection") {
+  Stack stack({});
+  Listener listener;
+  stack.listen_everywhere(listener);
+  const Established flow = establish(stack, listener);
+  const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
+
+  tunsocks_payload_block* block = tunsocks_payload_block_new(4096);
+  REQUIRE(block != nullptr);
+  const Bytes bytes = pattern(2000);
+  std::copy(bytes.begin(), bytes.end(), tunsocks_payload_block_data(block));
+  tunsocks_lwip_set_write_block(block);
+  REQUIRE(tcp_write(flow.pcb, tunsocks_payload_block_data(block), 2000, 0) == ERR_OK);
+  tunsocks_lwip_set_write_block(nullptr);
+  tunsocks_payload_block_release(block);
+  CHECK(tunsocks_lwip_live_allocations() > allocations_before);
+
+  // Queued, never acknowledged: the connection's end frees the segments and the block.
+  tcp_abort(flow.pcb);
+  CHECK(tunsocks_lwip_live_allocations() == allocations_before - 1);  // the pcb too
+  stack.take_sent();
+}
+
+TEST_CASE("data_outside_the_write_block_is_copied_not_referenced") {
+  Stack stack({});
+  Listener listener;
+  stack.listen_everywhere(listener);
+  const Established flow = establish(stack, listener);
+
+  tunsocks_payload_block* block = tunsocks_payload_block_new(4096);
+  REQUIRE(block != nullptr);
+  Bytes elsewhere = pattern(1000);
+  const Bytes original = elsewhere;
+  for (tunsocks_payload_block* write_block :
+       {block, static_cast<tunsocks_payload_block*>(nullptr)}) {
+    CAPTURE(write_block != nullptr);
+    tunsocks_lwip_set_write_block(write_block);
+    REQUIRE(tcp_write(flow.pcb, elsewhere.data(), 1000, 0) == ERR_OK);
+    tunsocks_lwip_set_write_block(nullptr);
+    std::fill(elsewhere.begin(), elsewhere.end(), std::uint8_t{0xEE});  // the caller reuses it
+    REQUIRE(tcp_output(flow.pcb) == ERR_OK);
+    const auto sent = stack.take_sent();
+    REQUIRE(sent.size() == 1);
+    CHECK(ipv4_tcp_payload(sent.front()) == original);
+    elsewhere = original;
+  }
+  CHECK(tunsocks_payload_block_references(block) == 1);
+  tunsocks_payload_block_release(block);
+}

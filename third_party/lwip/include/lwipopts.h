@@ -173,6 +173,12 @@
    instead of chaining a new pbuf. lwIP's default (TCP_MSS) would allocate 64 KiB for a
    10-byte write with our MSS; 4 KiB coalesces small upstream reads at a bounded cost. */
 #define TCP_OVERSIZE 4096
+/* tcp_write without TCP_WRITE_FLAG_COPY (downloads: src/tunnel/tcp_flow.cpp) references
+   the data through pbufs that keep its payload block alive (port/payload_block.c, lwIP
+   patch 0008), instead of PBUF_ROM pbufs whose memory the caller would have to keep. */
+#define LWIP_SUPPORT_CUSTOM_PBUF 1
+#define TCP_WRITE_REFERENCE_PBUF(layer, data, length) \
+  tunsocks_lwip_reference_pbuf(layer, data, length)
 /* No checksum while copying in tcp_write: lwIP's "on copy" is a copy followed by a sum
    (two passes, like summing at output), and it would sum even when the kernel completes
    TCP checksums for us (checksum offload, see below), which is the common case. */
