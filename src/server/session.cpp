@@ -668,7 +668,6 @@ void Session::connected(int status) {
     return;
   }
   uv_timer_stop(timer_.get());
-  uv_tcp_nodelay(target_.get(), 1);
   sockaddr_storage local{};
   socks::Address bound = socks::Address::ipv4({}, 0);
   if (net::tcp_local_address(target_.get(), local)) {
@@ -676,8 +675,11 @@ void Session::connected(int status) {
       bound = to_socks_address(*endpoint);
     }
   }
+  // The client waits for this reply: it goes first, the socket option after it (it only
+  // matters from the first relayed write on).
   handshake_.reply(socks::Socks5Reply::succeeded, bound);
   flush_handshake_output();
+  uv_tcp_nodelay(target_.get(), 1);
   start_relay();
 }
 
