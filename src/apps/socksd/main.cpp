@@ -238,8 +238,10 @@ void report_leftover_handles(uv_loop_t* loop) {
 }
 
 // The loop runs a few microseconds per wake-up, many times per session: a short slice
-// lets it run sooner after each wake-up (measured on loopback, bench/socksd: more
-// sessions/s and a lower p99 round trip). A speed-up only: a refusal is one warning.
+// lets it run sooner after each wake-up. Measured on loopback on a busy 2-CPU machine
+// (bench/socksd, same binary with 0 and 100): the p99 of the 64 B round trip and of the
+// session latency dropped by about a third to a half, medians and throughput stayed
+// within the noise. A speed-up only: a refusal is one warning.
 void request_slice(std::uint32_t microseconds) {
   if (microseconds == 0) return;
   if (auto done = net::request_cpu_slice(microseconds); !done) {
