@@ -231,6 +231,7 @@ FIGURES = [
     ("down_4", "stream", lambda a: {"streams": 4, "dir": "down"}),
     ("up_1", "stream", lambda a: {"streams": 1, "dir": "up"}),
     ("rate", "rate", lambda a: {"workers": a.workers, "size": a.size}),
+    ("rtt", "rtt", lambda a: {"count": a.round_trips, "size": 64}),
 ]
 
 
@@ -263,9 +264,11 @@ def measure_all(paths, tool, target, a, failed):
                     if proxy and mode == "stream":
                         cpu[name] += cpu_seconds(proxy.pid) - c0
                         moved[name] += x["bytes"]
-                    elif proxy:
+                    elif proxy and mode == "rate":
                         rate_cpu[name] += cpu_seconds(proxy.pid) - c0
                         sessions[name] += x["sessions"]
+                    if mode == "rtt" and x["errors"]:
+                        raise RuntimeError(f"{key}: the echo broke after {x['round_trips']} round trips")
                     runs[name][key].append(x)
                 except Exception as e:  # one broken server must not hide the others' figures
                     failed[name] = str(e)
@@ -279,6 +282,10 @@ def measure_all(paths, tool, target, a, failed):
             if mode == "stream":
                 r[key] = {"gbit_s": statistics.median(x["gbit_s"] for x in xs),
                           "bytes": sum(x["bytes"] for x in xs), "runs": [x["gbit_s"] for x in xs]}
+            elif mode == "rtt":
+                r[key] = {"median_us": statistics.median(x["median_us"] for x in xs),
+                          "p99_us": statistics.median(x["p99_us"] for x in xs),
+                          "median_runs": [x["median_us"] for x in xs], "p99_runs": [x["p99_us"] for x in xs]}
             else:
                 r[key] = {"per_second": statistics.median(x["per_second"] for x in xs),
                           "p50_ms": statistics.median(x["p50_ms"] for x in xs),
@@ -322,6 +329,9 @@ ROWS = [
     ("sessions/s (CONNECT + {size} B echo, {workers} workers)", lambda r: r["rate"]["per_second"], "higher"),
     ("session latency p50, ms", lambda r: r["rate"]["p50_ms"], "lower"),
     ("session latency p99, ms", lambda r: r["rate"]["p99_ms"], "lower"),
+    ("64 B round trip median, µs (one session, {round_trips} round trips)",
+     lambda r: r["rtt"]["median_us"], "lower"),
+    ("64 B round trip p99, µs", lambda r: r["rtt"]["p99_us"], "lower"),
     ("failed sessions in the rate run", lambda r: r["rate"]["errors"], "lower"),
     ("RSS at start, KiB", lambda r: r.get("rss_start_kib"), "lower"),
     ("RSS with {idle} idle sessions, KiB", lambda r: r.get("rss_idle_kib"), "lower"),
@@ -340,6 +350,8 @@ SPREADS = {
     "sessions/s": lambda r: r["rate"].get("runs"),
     "session latency p50": lambda r: r["rate"].get("p50_runs"),
     "session latency p99": lambda r: r["rate"].get("p99_runs"),
+    "64 B round trip median": lambda r: r["rtt"].get("median_runs"),
+    "64 B round trip p99": lambda r: r["rtt"].get("p99_runs"),
 }
 
 
@@ -387,7 +399,7 @@ def markdown(report, a):
         out.append("")
     out += ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, get, _ in ROWS:
-        label = label.format(size=a.size, workers=a.workers, idle=a.idle)
+        label = label.format(size=a.size, workers=a.workers, idle=a.idle, round_trips=a.round_trips)
         out.append(f"| {label} | " + " | ".join(cell(label, get, res[n]) for n in names) + " |")
     for base in ("direct", "socksd"):
         if base not in names:
@@ -398,7 +410,7 @@ def markdown(report, a):
         for label, get, better in ROWS:
             if not get(res[base]) or label.startswith(("failed", "idle sessions held")):
                 continue
-            label = label.format(size=a.size, workers=a.workers, idle=a.idle)
+            label = label.format(size=a.size, workers=a.workers, idle=a.idle, round_trips=a.round_trips)
             out.append(f"| {label} ({better} is better) | " +
                        " | ".join(ratio(get(res[n]), get(res[base])) for n in others) + " |")
     out += ["", "Versions: " + "; ".join(f"{k}: {v}" for k, v in report["versions"].items()), ""]
@@ -453,6 +465,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; figures are their medians")
     ap.add_argument("--workers", type=int, default=4, help="concurrent clients in the rate run")
     ap.add_argument("--size", type=int, default=100, help="echoed bytes per session in the rate run")
+    ap.add_argument("--round-trips", type=int, default=5000,
+                    help="64-byte round trips per path and round in the latency run")
     ap.add_argument("--idle", type=int, default=1000, help="idle relayed sessions held for the RSS figure")
     ap.add_argument("--out", required=True, help="results directory")
     a = ap.parse_args()
@@ -466,7 +480,7 @@ def main():
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(),
               "source": source_state(),
-              "config": {k: getattr(a, k) for k in ("seconds", "repeat", "workers", "size", "idle")},
+              "config": {k: getattr(a, k) for k in ("seconds", "repeat", "workers", "size", "round_trips", "idle")},
               "load_average_at_start": list(os.getloadavg()),
               "versions": {}, "results": {}}
     try:
@@ -514,6 +528,7 @@ def main():
                 report["results"][name] = r
                 log(f"{name}: down1 {r['down_1']['gbit_s']:.2f} Gbit/s, down4 {r['down_4']['gbit_s']:.2f}, "
                     f"up1 {r['up_1']['gbit_s']:.2f}, {r['rate']['per_second']:.0f} sessions/s, "
+                    f"64 B round trip {r['rtt']['median_us']:.1f} µs, "
                     f"idle held {r['idle']['held']}, RSS {r.get('rss_idle_kib')} KiB, "
                     f"CPU {r.get('cpu_s_per_gb')} s/GB")
         finally:

@@ -1,6 +1,6 @@
 // socks_load: the load generator of the socksd benchmark (bench/socksd/run).
 //
-// One binary, four modes, loopback only, SOCKS5 CONNECT without auth (or "direct" for
+// One binary, five modes, loopback only, SOCKS5 CONNECT without auth (or "direct" for
 // the path without a proxy). Python cannot drive multi-Gbit/s, so the data path is here;
 // the orchestration (starting proxies, /proc readings, the report) is in bench.py.
 //
@@ -17,6 +17,11 @@
 //       Back-to-back short sessions: connect, CONNECT, SIZE bytes echoed, the server
 //       closes, the client sees EOF and closes (SIZE <= 65535). Prints
 //       {"sessions","errors","per_second","p50_ms","p99_ms"}.
+//   socks_load rtt --proxy ADDR|direct --target ADDR [--count 5000] [--size 64]
+//       One relayed session, then COUNT round trips of SIZE bytes (send, wait for the whole
+//       echo) one after the other, after 100 unmeasured ones. Prints
+//       {"round_trips","errors","median_us","p99_us","size"}: the latency a proxy adds to
+//       every request/response exchange, without connection set-up.
 //   socks_load hold --proxy ADDR|direct --target ADDR [--count 1000]
 //       Opens COUNT relayed sessions (each proven by a 1-byte echo), prints
 //       {"held","errors","seconds"}, keeps them open until stdin reaches EOF.
@@ -367,6 +372,40 @@ int run_rate(const Args& a) {
   return 0;
 }
 
+int run_rtt(const Args& a) {
+  Route route = parse_route(a);
+  const long count = std::max(1L, a.num("count", 5000));
+  const auto size = static_cast<std::size_t>(std::clamp(a.num("size", 64), 1L, 65536L));
+  constexpr long kWarmUp = 100;  // first-use costs (page faults, caches) are not the figure
+  int fd = open_session(route, 'E');
+  if (fd < 0) {
+    std::printf("{\"error\":\"could not open the session: %s\"}\n", std::strerror(errno));
+    return 0;
+  }
+  std::vector<uint8_t> out(size);
+  std::vector<uint8_t> in(size);
+  std::vector<float> us;
+  us.reserve(static_cast<std::size_t>(count));
+  uint64_t errors = 0;
+  for (long i = 0; i < kWarmUp + count; ++i) {
+    for (std::size_t j = 0; j < size; ++j) out[j] = static_cast<uint8_t>(i + static_cast<long>(j));
+    auto t0 = Clock::now();
+    if (!write_all(fd, out.data(), size) || !read_exact(fd, in.data(), size) || in != out) {
+      ++errors;
+      break;  // a broken stream cannot be resynchronized
+    }
+    if (i >= kWarmUp) us.push_back(static_cast<float>(seconds_since(t0) * 1e6));
+  }
+  ::close(fd);
+  std::sort(us.begin(), us.end());
+  auto pct = [&](double q) {
+    return us.empty() ? 0.0 : static_cast<double>(us[static_cast<std::size_t>(q * static_cast<double>(us.size() - 1))]);
+  };
+  std::printf("{\"round_trips\":%zu,\"errors\":%llu,\"median_us\":%.1f,\"p99_us\":%.1f,\"size\":%zu}\n",
+              us.size(), static_cast<unsigned long long>(errors), pct(0.5), pct(0.99), size);
+  return 0;
+}
+
 int run_hold(const Args& a) {
   Route route = parse_route(a);
   const long count = a.num("count", 1000);
@@ -574,12 +613,13 @@ int run_server(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) usage("a mode is required: server, stream, rate or hold");
+  if (argc < 2) usage("a mode is required: server, stream, rate, rtt or hold");
   std::string mode = argv[1];
   Args a = parse_args(argc, argv, 2);
   if (mode == "server") return run_server(a);
   if (mode == "stream") return run_stream(a);
   if (mode == "rate") return run_rate(a);
+  if (mode == "rtt") return run_rtt(a);
   if (mode == "hold") return run_hold(a);
   usage(("unknown mode " + mode).c_str());
 }

@@ -213,8 +213,8 @@ Limits read_limits(const json& j, const std::string& path) {
 SocksdConfig read_config(const json& root) {
   expect_object(root, "");
   check_keys(root, "",
-             {"listen", "log_level", "allow_open", "allow_private", "enable_bind", "users", "rules",
-              "limits"});
+             {"listen", "log_level", "allow_open", "allow_private", "enable_bind", "cpu_slice_us",
+              "users", "rules", "limits"});
   SocksdConfig config;
   if (const json* v = find(root, "listen")) {
     const json& array = read_array(*v, "/listen", "\"ADDR:PORT\" strings");
@@ -239,6 +239,14 @@ SocksdConfig read_config(const json& root) {
     config.allow_private = read_bool(*v, "/allow_private");
   }
   if (const json* v = find(root, "enable_bind")) config.enable_bind = read_bool(*v, "/enable_bind");
+  if (const json* v = find(root, "cpu_slice_us")) {
+    // The kernel clamps a slice to 0.1..100 ms; a value it would change is refused here.
+    config.cpu_slice_us = read_count(*v, "/cpu_slice_us", 0, 100'000);
+    if (config.cpu_slice_us != 0 && config.cpu_slice_us < 100) {
+      fail("/cpu_slice_us", "expected 0 (the kernel's default) or 100..100000 microseconds, got " +
+                                std::to_string(config.cpu_slice_us));
+    }
+  }
   if (const json* v = find(root, "users")) {
     if (!v->is_array()) fail("/users", "expected an array of user objects" + got(*v));
     std::set<std::string> names;

@@ -72,6 +72,9 @@ struct SocksdConfig {
   bool allow_open = false;
   bool allow_private = false;
   bool enable_bind = false;
+  // The scheduler slice the event loop asks for (net::request_cpu_slice); 0 = the
+  // kernel's default.
+  std::uint32_t cpu_slice_us = 100;
   std::vector<User> users;
   std::vector<Rule> rules;
   Limits limits;

@@ -124,14 +124,9 @@ void Server::accept(Listener& listener, int status) {
   if (client.init([&](uv_tcp_t* t) { return uv_tcp_init(loop_, t); }) < 0) return;
   if (uv_accept(listener.handle.stream(), client.stream()) < 0) return;  // closed by the owner
   sockaddr_storage peer_address{};
-  sockaddr_storage local_address{};
-  if (!net::tcp_peer_address(client.get(), peer_address) ||
-      !net::tcp_local_address(client.get(), local_address)) {
-    return;  // the client is already gone
-  }
+  if (!net::tcp_peer_address(client.get(), peer_address)) return;  // the client is gone
   auto peer = net::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_address));
-  auto local = net::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&local_address));
-  if (!peer || !local) return;
+  if (!peer) return;
 
   std::uint64_t id = ++next_id_;
   auto refusal = limiter_.try_acquire(peer->ip);
@@ -141,8 +136,7 @@ void Server::accept(Listener& listener, int status) {
   }
   ++counters_.sessions_open;
   ++counters_.sessions_total;
-  auto session =
-      std::make_unique<Session>(*this, id, std::move(client), listener.info, *peer, *local);
+  auto session = std::make_unique<Session>(*this, id, std::move(client), listener.info, *peer);
   Session& ref = *session;
   sessions_.emplace(id, std::move(session));
   ref.start();

@@ -170,13 +170,12 @@ struct Session::ControlWrite {
 };
 
 Session::Session(Server& server, std::uint64_t id, net::UvHandle<uv_tcp_t> client,
-                 const ListenerInfo& listener, net::Endpoint peer, net::Endpoint local)
+                 const ListenerInfo& listener, net::Endpoint peer)
     : server_(server),
       loop_(server.loop()),
       id_(id),
       listener_(listener),
       peer_(peer),
-      local_(local),
       started_ms_(uv_now(server.loop())),
       client_(std::move(client)),
       handshake_(server.authenticator().required()),
@@ -323,7 +322,14 @@ void Session::client_read(ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Session::handle_step(Handshake::Step step) {
-  flush_handshake_output();
+  // When the client sent its credentials or its request right behind the greeting, the
+  // answers so far (method selection, auth status) stay queued and leave in one write
+  // with the next answer: one send and one wake-up of the client instead of two or
+  // three. Such a client waits for that last answer anyway. A client that waits for each
+  // answer gets it at once (need_more).
+  if (step == Handshake::Step::need_more || step == Handshake::Step::failed) {
+    flush_handshake_output();
+  }
   switch (step) {
     case Handshake::Step::need_more:
       return;
@@ -662,7 +668,6 @@ void Session::connected(int status) {
     return;
   }
   uv_timer_stop(timer_.get());
-  uv_tcp_nodelay(target_.get(), 1);
   sockaddr_storage local{};
   socks::Address bound = socks::Address::ipv4({}, 0);
   if (net::tcp_local_address(target_.get(), local)) {
@@ -670,20 +675,36 @@ void Session::connected(int status) {
       bound = to_socks_address(*endpoint);
     }
   }
+  // The client waits for this reply: it goes first, the socket option after it (it only
+  // matters from the first relayed write on).
   handshake_.reply(socks::Socks5Reply::succeeded, bound);
   flush_handshake_output();
+  uv_tcp_nodelay(target_.get(), 1);
   start_relay();
 }
 
 // ---------------------------------------------------------------------------------------
 // BIND
 
+std::optional<net::IpAddress> Session::local_ip() const {
+  sockaddr_storage local{};
+  if (!net::tcp_local_address(client_.get(), local)) return std::nullopt;
+  auto endpoint = net::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&local));
+  if (!endpoint) return std::nullopt;
+  return endpoint->ip.unmapped();
+}
+
 void Session::start_bind() {
   phase_ = Phase::bind_waiting;
   bool socks4 = handshake_.protocol() != Protocol::socks5;
   // Listen where the expected peer can reach us: the source address of our route to it,
   // else the address the client reached us on.
-  net::IpAddress ip = local_.ip.unmapped();
+  auto local = local_ip();
+  if (!local) {
+    fail_request(socks::Socks5Reply::general_failure, EndReason::error);
+    return;
+  }
+  net::IpAddress ip = *local;
   if (!targets_.empty()) {
     if (auto source = route_source(targets_.front())) ip = source->unmapped();
   }
@@ -791,12 +812,17 @@ void Session::start_udp() {
   context.client_ip = peer_.ip.unmapped();
   context.user = handshake_.user();
   context.session_id = id_;
+  auto local = local_ip();
+  if (!local) {
+    fail_request(socks::Socks5Reply::general_failure, EndReason::error);
+    return;
+  }
   UdpOwner& owner = *this;
   udp_ = std::make_unique<UdpAssociation>(owner, std::move(context));
-  auto bound = udp_->open(local_.ip.unmapped(), handshake_.destination().port);
+  auto bound = udp_->open(*local, handshake_.destination().port);
   if (!bound) {
     TS_LOG_WARN("sid=%llu UDP ASSOCIATE: cannot open a socket on %s: %s",
-                static_cast<unsigned long long>(id_), local_.ip.to_string().c_str(),
+                static_cast<unsigned long long>(id_), local->to_string().c_str(),
                 net::uv_error_message(bound.error()).c_str());
     fail_request(socks::Socks5Reply::general_failure, EndReason::error);
     return;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,7 @@ struct ListenerInfo {
 class Session final : private RelayOwner, private UdpOwner {
  public:
   Session(Server& server, std::uint64_t id, net::UvHandle<uv_tcp_t> client,
-          const ListenerInfo& listener, net::Endpoint peer, net::Endpoint local);
+          const ListenerInfo& listener, net::Endpoint peer);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -130,6 +131,10 @@ class Session final : private RelayOwner, private UdpOwner {
   void connected(int status);
   void connect_attempt_timed_out();
 
+  // The address the client reached us on (BIND and UDP ASSOCIATE serve there). Asked of
+  // the kernel only then: a CONNECT session does not pay a getsockname for it.
+  [[nodiscard]] std::optional<net::IpAddress> local_ip() const;
+
   // BIND.
   void start_bind();
   void bind_connection(int status);
@@ -168,7 +173,6 @@ class Session final : private RelayOwner, private UdpOwner {
   const std::uint64_t id_;
   const ListenerInfo listener_;
   const net::Endpoint peer_;
-  const net::Endpoint local_;
   const std::uint64_t started_ms_;
 
   net::UvHandle<uv_tcp_t> client_;

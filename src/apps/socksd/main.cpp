@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "config/socksd_config.h"
+#include "net/cpu_slice.h"
 #include "net/endpoint.h"
 #include "net/log.h"
 #include "net/uv_handle.h"
@@ -236,6 +237,19 @@ void report_leftover_handles(uv_loop_t* loop) {
       nullptr);
 }
 
+// The loop runs a few microseconds per wake-up, many times per session: a short slice
+// lets it run sooner after each wake-up. Measured on loopback on a busy 2-CPU machine
+// (bench/socksd, same binary with 0 and 100): the p99 of the 64 B round trip and of the
+// session latency dropped by about a third to a half, medians and throughput stayed
+// within the noise. A speed-up only: a refusal is one warning.
+void request_slice(std::uint32_t microseconds) {
+  if (microseconds == 0) return;
+  if (auto done = net::request_cpu_slice(microseconds); !done) {
+    TS_LOG_WARN("cannot ask for a %u us scheduler slice (cpu_slice_us): %s", microseconds,
+                net::uv_error_message(done.error()).c_str());
+  }
+}
+
 int run(const config::SocksdConfig& config) {
   uv_loop_t loop;
   if (int rc = uv_loop_init(&loop); rc < 0) {
@@ -262,6 +276,7 @@ int run(const config::SocksdConfig& config) {
       status = 1;
     } else {
       server.set_stopped_callback(&on_server_stopped, &app);
+      request_slice(config.cpu_slice_us);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
   }

@@ -59,6 +59,17 @@ TEST_CASE("config_empty_object_gives_defaults") {
   CHECK(c.limits.max_connections_per_client == 1000);
   CHECK(c.limits.handshake_timeout_s == 10);
   CHECK(c.limits.drain_timeout_s == 5);
+  CHECK(c.cpu_slice_us == 100);
+}
+
+TEST_CASE("config_cpu_slice_us") {
+  CHECK(parse_ok(R"({"cpu_slice_us": 0})").cpu_slice_us == 0);
+  CHECK(parse_ok(R"({"cpu_slice_us": 100})").cpu_slice_us == 100);
+  CHECK(parse_ok(R"({"cpu_slice_us": 100000})").cpu_slice_us == 100000);
+  check_error(R"({"cpu_slice_us": 50})", "/cpu_slice_us",
+              "0 (the kernel's default) or 100..100000");
+  check_error(R"({"cpu_slice_us": 100001})", "/cpu_slice_us", "0..100000");
+  check_error(R"({"cpu_slice_us": "100"})", "/cpu_slice_us", "expected an integer");
 }
 
 TEST_CASE("config_full_example_parses") {

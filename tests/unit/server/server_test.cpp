@@ -485,6 +485,77 @@ TEST_CASE("server_pipelined_request_and_data_reach_the_destination") {
   CHECK(recv_exact(dst, 5) == Bytes{'e', 'a', 'r', 'l', 'y'});
 }
 
+namespace {
+
+// Everything that arrives in one recv() once `s` is readable: the bytes of one send on the
+// server's side (loopback delivers a small write as one segment).
+Bytes recv_once(const Socket& s) {
+  REQUIRE(wait_readable(s.fd()));
+  Bytes out(512);
+  ssize_t n = ::recv(s.fd(), out.data(), out.size(), 0);
+  REQUIRE(n > 0);
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("server_pipelined_greeting_and_connect_get_both_replies_in_one_write") {
+  std::uint16_t dst_port = 0;
+  Socket dst_listener = listen_on(dst_port);
+  TestServer server(base_config());
+  Socket client = connect_to(server.port());
+  Bytes all = hex("05 01 00");
+  Bytes request = socks5_connect(dst_port);
+  all.insert(all.end(), request.begin(), request.end());
+  send_all(client, all);
+  Socket dst = accept_from(dst_listener);
+  sockaddr_in outbound{};
+  socklen_t length = sizeof outbound;
+  REQUIRE(::getpeername(dst.fd(), reinterpret_cast<sockaddr*>(&outbound), &length) == 0);
+  std::uint16_t bound_port = ntohs(outbound.sin_port);
+
+  // The method selection waited for the CONNECT reply: both arrive together, in order.
+  Bytes expected = hex("05 00  05 00 00 01 7f 00 00 01");
+  expected.push_back(static_cast<std::uint8_t>(bound_port >> 8));
+  expected.push_back(static_cast<std::uint8_t>(bound_port));
+  CHECK(recv_once(client) == expected);
+  send_all(client, Bytes{'h', 'i'});
+  CHECK(recv_exact(dst, 2) == Bytes{'h', 'i'});
+}
+
+TEST_CASE("server_pipelined_greeting_credentials_and_connect_get_three_answers_in_one_write") {
+  std::uint16_t dst_port = 0;
+  Socket dst_listener = listen_on(dst_port);
+  auto c = base_config();
+  c.users.push_back({"alice", config::User::Secret::plain, "s3cret", "--user"});
+  TestServer server(c);
+  Socket client = connect_to(server.port());
+  Bytes all = hex("05 01 02  01 05");
+  for (char ch : std::string("alice"))
+    all.push_back(static_cast<std::uint8_t>(ch));
+  all.push_back(6);
+  for (char ch : std::string("s3cret"))
+    all.push_back(static_cast<std::uint8_t>(ch));
+  Bytes request = socks5_connect(dst_port);
+  all.insert(all.end(), request.begin(), request.end());
+  send_all(client, all);
+  Socket dst = accept_from(dst_listener);
+  Bytes got = recv_once(client);
+  REQUIRE(got.size() == 2 + 2 + 10);
+  CHECK(Bytes(got.begin(), got.begin() + 12) == hex("05 02  01 00  05 00 00 01 7f 00 00 01"));
+  CHECK((got[12] << 8 | got[13]) != 0);
+}
+
+TEST_CASE("server_greeting_alone_is_answered_at_once") {
+  // A client that waits for the method selection before sending its request must get it
+  // without the server waiting for anything else.
+  TestServer server(base_config());
+  Socket client = connect_to(server.port());
+  send_all(client, hex("05 02 00 02"));
+  CHECK(recv_once(client) == hex("05 00"));
+}
+
 TEST_CASE("server_connect_refused_gets_0x05_and_close") {
   LogCapture logs;
   TestServer server(base_config());
