@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "net/log.h"
+#include "net/socket_buffers.h"
 
 namespace tunsocks::tunnel {
 namespace {
@@ -18,6 +19,9 @@ constexpr std::size_t kMaxRelayPayload = 65507;
 // Sends the kernel would not take at once wait in libuv; beyond this many, drop (UDP may).
 constexpr std::size_t kMaxSendsInFlight = 64;
 constexpr std::size_t kMaxRead = 64 * 1024;
+// Each way of the relay socket: ~2500 small datagrams (the kernel doubles it), 50 ms at
+// 50000/s, where the default holds a few ms (see net/socket_buffers.h).
+constexpr std::size_t kRelaySocketBuffer = 1024 * 1024;
 // RSV + FRAG + ATYP + port: the SOCKS UDP header around the destination's address bytes.
 constexpr std::size_t kSocksUdpHeader = 3 + 1 + 2;
 constexpr std::uint16_t kDnsPort = 53;
@@ -352,7 +356,10 @@ bool UdpSession::open_relay(std::string& error) {
   ++outstanding_;
   relay_open_ = true;
   uv_os_fd_t fd = -1;
-  if (settings.fwmark != 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&relay_), &fd) == 0 &&
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&relay_), &fd) == 0) {
+    net::grow_socket_buffers(fd, static_cast<int>(kRelaySocketBuffer));
+  }
+  if (settings.fwmark != 0 && fd >= 0 &&
       ::setsockopt(fd, SOL_SOCKET, SO_MARK, &settings.fwmark, sizeof settings.fwmark) < 0) {
     error = std::string("SO_MARK: ") + std::strerror(errno);
     return false;
