@@ -15,7 +15,10 @@
 namespace tunsocks::tunnel {
 namespace {
 
-constexpr std::size_t kReadBuffer = 64 * 1024;
+// One upstream read: a TCP flow asks for at most 64 KiB; a UDP relay socket for 16
+// datagrams of up to 64 KiB each (recvmmsg, see udp_session.cpp). Allocated, not
+// zeroed: only the pages reads touch become resident.
+constexpr std::size_t kReadBuffer = 16 * 64 * 1024;
 // How long a refusal of UDP ASSOCIATE is remembered: datagrams meanwhile are dropped at
 // once instead of each costing the upstream a connection it will refuse again.
 constexpr std::uint64_t kUdpRefusalMs = 60'000;
@@ -84,7 +87,7 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
               .kernel_checksums = tun_.framing().checksum_offload,
               .large_segments = tun_.framing().segmentation}),
       fake_ips_(settings_.fake_ip_capacity),
-      read_buffer_(kReadBuffer) {
+      read_buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(kReadBuffer)) {
   poll_.data = this;
   reaper_.data = this;
   if (settings_.dns == DnsMode::tcp && settings_.dns_server) {
@@ -634,8 +637,8 @@ bool Tunnel::on_lwip_accept(tcp_pcb* pcb, const FlowKey& key) {
 }
 
 uv_buf_t Tunnel::read_buffer(std::size_t at_most) {
-  return uv_buf_init(reinterpret_cast<char*>(read_buffer_.data()),
-                     static_cast<unsigned>(std::min(at_most, read_buffer_.size())));
+  return uv_buf_init(reinterpret_cast<char*>(read_buffer_.get()),
+                     static_cast<unsigned>(std::min(at_most, kReadBuffer)));
 }
 
 void Tunnel::flow_finished(TcpFlow& flow) {

@@ -208,7 +208,7 @@ class Tunnel final : public FlowHost,
   // (the upstream's other clients come and go) and on a profile switch.
   std::size_t udp_upstream_cap_ = 0;  // 0: not known
   std::uint64_t udp_upstream_cap_until_ms_ = 0;
-  std::vector<std::uint8_t> read_buffer_;
+  std::unique_ptr<std::uint8_t[]> read_buffer_;
   FlowCounters flow_counters_;
   TunnelCounters counters_;
   MemoryGuard memory_guard_;  // new flows are refused near the cgroup's memory limit
