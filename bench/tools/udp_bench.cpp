@@ -46,10 +46,9 @@ namespace {
 
 using namespace tcp_tool;
 
-int udp_socket(int family) {
+int udp_socket(int family, int size = 4 << 20) {
   const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
-  const int size = 4 << 20;
   // Root may go beyond net.core.rmem_max: the tool must not be where datagrams are lost.
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -57,8 +56,13 @@ int udp_socket(int family) {
   return fd;
 }
 
-int connected_socket(const Endpoint& peer) {
-  const int fd = udp_socket(peer.family());
+// Paced echo at 100k/s: a busy machine can leave a reader descheduled for 100 ms and more,
+// and a 64-byte datagram over a veth costs up to a few KiB of buffer. The tools' sockets
+// are not where the path under test may lose datagrams.
+constexpr int kEchoSocketBuffer = 64 << 20;
+
+int connected_socket(const Endpoint& peer, int buffer = 4 << 20) {
+  const int fd = udp_socket(peer.family(), buffer);
   if (::connect(fd, peer.raw(), peer.length) != 0) die("connect");
   return fd;
 }
@@ -75,7 +79,7 @@ std::string key_of(const sockaddr_storage& address, socklen_t length) {
 }
 
 [[noreturn]] void serve(const Endpoint& listen_address) {
-  const int fd = udp_socket(listen_address.family());
+  const int fd = udp_socket(listen_address.family(), kEchoSocketBuffer);
   if (::bind(fd, listen_address.raw(), listen_address.length) != 0) die("bind");
   std::printf("listening on %s\n", to_string(listen_address).c_str());
   std::fflush(stdout);
@@ -395,7 +399,7 @@ int echo(const Options& options) {
   const long tick_us = options.number("--tick-us", 1000, 10, 1'000'000);
   const auto total = static_cast<std::uint64_t>(pps) * static_cast<std::uint64_t>(seconds);
   if (total > 50'000'000) usage("--pps times --seconds may be at most 50000000");
-  const int fd = connected_socket(peer);
+  const int fd = connected_socket(peer, kEchoSocketBuffer);
   const int buffer = 4 << 20;
   if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer, sizeof buffer) != 0) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);

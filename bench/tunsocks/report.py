@@ -121,13 +121,17 @@ def echo_results(directory):
             result["tunsocks_udp_dropped_by_reason"] = {
                 k: v for k, v in (tunsocks.get("udp_dropped_by_reason") or {}).items() if v}
             result["tunsocks_tun_write_errors"] = tunsocks.get("tun_write_errors")
-        echoes = result.get("sent")
         clk_tck = after.get("clk_tck") if isinstance(after, dict) else None
-        if echoes and clk_tck and tunsocks is not None:
+        # Per datagram relayed (up and down, from tunsocks' counters), not per echo sent:
+        # what the TUN queue dropped cost neither process anything.
+        relayed = (tunsocks.get("udp_datagrams_up", 0) + tunsocks.get("udp_datagrams_down", 0)
+                   if tunsocks else 0)
+        result["tunsocks_datagrams_relayed"] = relayed
+        if relayed and clk_tck:
             for who in ("tunsocks", "socksd"):
                 ticks = delta.get(f"{who}_ticks")
                 if ticks is not None:
-                    result[f"{who}_cpu_us_per_echo"] = ticks / clk_tck * 1e6 / echoes
+                    result[f"{who}_cpu_us_per_datagram"] = ticks / clk_tck * 1e6 / relayed
         results[pps] = result
     return dict(sorted(results.items()))
 
@@ -373,10 +377,10 @@ def markdown(report):
             lambda p, e=echo: e(p, "softnet_dropped"), 0, **tunsocks_only)
         row(f"{label}: dropped by tunsocks (udp_dropped)",
             lambda p, e=echo: e(p, "tunsocks_udp_dropped"), 0, **tunsocks_only)
-        row(f"{label}: tunsocks CPU µs per echo",
-            lambda p, e=echo: e(p, "tunsocks_cpu_us_per_echo"), 2, **tunsocks_only)
-        row(f"{label}: socksd CPU µs per echo (context)",
-            lambda p, e=echo: e(p, "socksd_cpu_us_per_echo"), 2, **tunsocks_only)
+        row(f"{label}: tunsocks CPU µs per datagram relayed (up + down)",
+            lambda p, e=echo: e(p, "tunsocks_cpu_us_per_datagram"), 2, **tunsocks_only)
+        row(f"{label}: socksd CPU µs per datagram relayed (context)",
+            lambda p, e=echo: e(p, "socksd_cpu_us_per_datagram"), 2, **tunsocks_only)
 
     def kib_to_mib(value):
         return None if value is None else value / 1024
