@@ -23,12 +23,21 @@
 //       (a timeout; no retry). WINDOW queries in flight. Prints {"window","seconds",
 //       "queries","answers","timeouts","wrong","qps","p50_us","p99_us",...}; only
 //       byte-exact echoes count as answers.
+//   udp_bench echo --connect IP:PORT [--pps 50000] [--seconds 10] [--size 64] [--tick-us 1000]
+//       Paced echo on one socket: every TICK the datagrams due by then at PPS are sent in
+//       one sendmmsg (a late tick catches up), each numbered with bytes that follow from
+//       its number; replies are read in between. After the last send, 1 s for stragglers.
+//       Prints {"pps","size","seconds","sent","received","lost","loss_share","duplicates",
+//       "wrong","reordered","sent_per_s","p50_us","p99_us",...}: only byte-exact echoes of
+//       a datagram sent count, the latency is from its send to its echo.
 //
 // Exit status: 0 when the measurement ran, 1 on a socket error, 2 for bad usage.
 
+#include <array>
 #include <numeric>
 #include <poll.h>
 #include <random>
+#include <sys/socket.h>
 #include <unordered_map>
 
 #include "tcp_tool.h"
@@ -37,10 +46,9 @@ namespace {
 
 using namespace tcp_tool;
 
-int udp_socket(int family) {
+int udp_socket(int family, int size = 4 << 20) {
   const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
-  const int size = 4 << 20;
   // Root may go beyond net.core.rmem_max: the tool must not be where datagrams are lost.
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -48,8 +56,13 @@ int udp_socket(int family) {
   return fd;
 }
 
-int connected_socket(const Endpoint& peer) {
-  const int fd = udp_socket(peer.family());
+// Paced echo at 100k/s: a busy machine can leave a reader descheduled for 100 ms and more,
+// and a 64-byte datagram over a veth costs up to a few KiB of buffer. The tools' sockets
+// are not where the path under test may lose datagrams.
+constexpr int kEchoSocketBuffer = 64 << 20;
+
+int connected_socket(const Endpoint& peer, int buffer = 4 << 20) {
+  const int fd = udp_socket(peer.family(), buffer);
   if (::connect(fd, peer.raw(), peer.length) != 0) die("connect");
   return fd;
 }
@@ -66,26 +79,60 @@ std::string key_of(const sockaddr_storage& address, socklen_t length) {
 }
 
 [[noreturn]] void serve(const Endpoint& listen_address) {
-  const int fd = udp_socket(listen_address.family());
+  const int fd = udp_socket(listen_address.family(), kEchoSocketBuffer);
   if (::bind(fd, listen_address.raw(), listen_address.length) != 0) die("bind");
   std::printf("listening on %s\n", to_string(listen_address).c_str());
   std::fflush(stdout);
   std::unordered_map<std::string, std::uint64_t> sunk;
-  std::vector<std::uint8_t> buffer(65536);
+  // Batched both ways (recvmmsg, sendmmsg): the server shares the machine's cores with the
+  // path under test, and at 100k echoes/s one syscall per datagram would be its bottleneck.
+  constexpr std::size_t kBatch = 64;
+  std::vector<std::vector<std::uint8_t>> buffers(kBatch, std::vector<std::uint8_t>(65536));
+  std::array<iovec, kBatch> iov{};
+  std::array<sockaddr_storage, kBatch> peers{};
+  std::array<mmsghdr, kBatch> in{}, out{};
+  std::array<std::string, kBatch> counts;
+  std::array<iovec, kBatch> count_iov{};
   for (;;) {
-    sockaddr_storage peer{};
-    socklen_t length = sizeof peer;
-    const ssize_t n = ::recvfrom(fd, buffer.data(), buffer.size(), 0,
-                                 reinterpret_cast<sockaddr*>(&peer), &length);
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      iov[i] = {buffers[i].data(), buffers[i].size()};
+      in[i] = {};
+      in[i].msg_hdr.msg_name = &peers[i];
+      in[i].msg_hdr.msg_namelen = sizeof peers[i];
+      in[i].msg_hdr.msg_iov = &iov[i];
+      in[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int n = ::recvmmsg(fd, in.data(), kBatch, MSG_WAITFORONE, nullptr);
     if (n <= 0) continue;
-    const auto* to = reinterpret_cast<const sockaddr*>(&peer);
-    if (buffer[0] == 'E') {
-      ::sendto(fd, buffer.data(), static_cast<std::size_t>(n), 0, to, length);
-    } else if (buffer[0] == 'S') {
-      ++sunk[key_of(peer, length)];
-    } else if (buffer[0] == 'Q') {
-      const std::string count = std::to_string(sunk[key_of(peer, length)]);
-      ::sendto(fd, count.data(), count.size(), 0, to, length);
+    unsigned replies = 0;
+    for (int i = 0; i < n; ++i) {
+      const std::uint8_t kind = in[i].msg_len > 0 ? buffers[i][0] : 0;
+      const std::string key =
+          kind == 'S' || kind == 'Q' ? key_of(peers[i], in[i].msg_hdr.msg_namelen) : std::string();
+      mmsghdr& reply = out[replies];
+      reply = {};
+      reply.msg_hdr.msg_name = &peers[i];
+      reply.msg_hdr.msg_namelen = in[i].msg_hdr.msg_namelen;
+      if (kind == 'E') {
+        iov[i].iov_len = in[i].msg_len;
+        reply.msg_hdr.msg_iov = &iov[i];
+      } else if (kind == 'S') {
+        ++sunk[key];
+        continue;
+      } else if (kind == 'Q') {
+        counts[i] = std::to_string(sunk[key]);
+        count_iov[i] = {counts[i].data(), counts[i].size()};
+        reply.msg_hdr.msg_iov = &count_iov[i];
+      } else {
+        continue;
+      }
+      reply.msg_hdr.msg_iovlen = 1;
+      ++replies;
+    }
+    // A reply the kernel refuses (a peer gone: ECONNREFUSED) is skipped, not retried.
+    for (unsigned done = 0; done < replies;) {
+      const int sent = ::sendmmsg(fd, out.data() + done, replies - done, 0);
+      done += sent > 0 ? static_cast<unsigned>(sent) : 1;
     }
   }
 }
@@ -335,11 +382,156 @@ int fresh(const Options& options) {
   return 0;
 }
 
+// The echo mode's datagram number `serial`: 'E', the number, then bytes that follow from it,
+// so that an echo is checked byte for byte without keeping what was sent.
+void fill_echo_payload(std::vector<std::uint8_t>& payload, std::uint64_t serial) {
+  payload[0] = 'E';
+  std::memcpy(payload.data() + 1, &serial, sizeof serial);
+  for (std::size_t i = 1 + sizeof serial; i < payload.size(); ++i)
+    payload[i] = static_cast<std::uint8_t>(serial * 31 + i);
+}
+
+int echo(const Options& options) {
+  const Endpoint peer = options.endpoint("--connect");
+  const long pps = options.number("--pps", 50'000, 1, 2'000'000);
+  const long seconds = options.number("--seconds", 10, 1, 600);
+  const auto size = static_cast<std::size_t>(options.number("--size", 64, 9, 1400));
+  const long tick_us = options.number("--tick-us", 1000, 10, 1'000'000);
+  const auto total = static_cast<std::uint64_t>(pps) * static_cast<std::uint64_t>(seconds);
+  if (total > 50'000'000) usage("--pps times --seconds may be at most 50000000");
+  const int fd = connected_socket(peer, kEchoSocketBuffer);
+  const int buffer = 4 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer, sizeof buffer) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+  }
+
+  // Per datagram: when it was sent (µs after start) and whether its echo came.
+  std::vector<std::uint32_t> sent_at_us(total);
+  std::vector<bool> answered(total);
+  std::uint64_t sent = 0, received = 0, duplicates = 0, wrong = 0, reordered = 0;
+  std::uint64_t highest = 0;
+  bool any = false;
+  std::vector<double> samples;
+  samples.reserve(total);
+
+  constexpr std::size_t kBatch = 64;
+  std::vector<std::vector<std::uint8_t>> out(kBatch, std::vector<std::uint8_t>(size));
+  std::vector<std::vector<std::uint8_t>> in(kBatch, std::vector<std::uint8_t>(2048));
+  std::vector<std::uint8_t> expected(size);
+  std::array<iovec, kBatch> out_iov{}, in_iov{};
+  std::array<mmsghdr, kBatch> out_msg{}, in_msg{};
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    out_iov[i] = {out[i].data(), size};
+    in_iov[i] = {in[i].data(), in[i].size()};
+  }
+
+  const auto start = Clock::now();
+  auto micros = [&] {
+    return static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  };
+  auto read_replies = [&] {
+    for (;;) {
+      for (std::size_t i = 0; i < kBatch; ++i) {
+        in_msg[i] = {};
+        in_msg[i].msg_hdr.msg_iov = &in_iov[i];
+        in_msg[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int n = ::recvmmsg(fd, in_msg.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0) return;  // EAGAIN, or ECONNREFUSED for a datagram nobody took: counted lost
+      const std::uint32_t now = micros();
+      for (int i = 0; i < n; ++i) {
+        const std::uint8_t* reply = in[i].data();
+        std::uint64_t serial = 0;
+        if (in_msg[i].msg_len != size || reply[0] != 'E') {
+          ++wrong;
+          continue;
+        }
+        std::memcpy(&serial, reply + 1, sizeof serial);
+        if (serial >= sent) {
+          ++wrong;
+          continue;
+        }
+        fill_echo_payload(expected, serial);
+        if (!std::equal(expected.begin(), expected.end(), reply)) {
+          ++wrong;
+        } else if (answered[serial]) {
+          ++duplicates;
+        } else {
+          answered[serial] = true;
+          ++received;
+          samples.push_back(static_cast<double>(now - sent_at_us[serial]));
+          if (any && serial < highest) ++reordered;
+          highest = std::max(highest, serial);
+          any = true;
+        }
+      }
+    }
+  };
+
+  const auto tick = std::chrono::microseconds(tick_us);
+  auto next_tick = start;
+  while (sent < total) {
+    const double elapsed = seconds_since(start);
+    const auto due =
+        std::min(total, static_cast<std::uint64_t>(elapsed * static_cast<double>(pps)));
+    while (sent < due) {
+      const auto count = static_cast<unsigned>(std::min<std::uint64_t>(kBatch, due - sent));
+      for (unsigned i = 0; i < count; ++i) {
+        fill_echo_payload(out[i], sent + i);
+        out_msg[i] = {};
+        out_msg[i].msg_hdr.msg_iov = &out_iov[i];
+        out_msg[i].msg_hdr.msg_iovlen = 1;
+      }
+      const std::uint32_t now = micros();
+      const int n = ::sendmmsg(fd, out_msg.data(), count, 0);
+      if (n < 0) {
+        if (errno == EINTR || errno == ENOBUFS || errno == ECONNREFUSED) continue;
+        die("sendmmsg");
+      }
+      for (int i = 0; i < n; ++i)
+        sent_at_us[sent + static_cast<std::uint64_t>(i)] = now;
+      sent += static_cast<std::uint64_t>(n);
+    }
+    read_replies();
+    next_tick += tick;
+    const auto wait = next_tick - Clock::now();
+    if (wait > std::chrono::nanoseconds(0)) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+      timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                       static_cast<long>(ns % 1'000'000'000)};
+      pollfd p{fd, POLLIN, 0};
+      ::ppoll(&p, 1, &timeout, nullptr);
+    } else {
+      next_tick = Clock::now();  // behind: the next batch carries all that is due
+    }
+  }
+  const double send_seconds = seconds_since(start);
+  // Stragglers: a second after the last send, or sooner once every echo is in.
+  const auto last_send = Clock::now();
+  while (received < sent && seconds_since(last_send) < 1.0) {
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 10);
+    read_replies();
+  }
+  std::printf(
+      "{\"pps\":%ld,\"size\":%zu,\"seconds\":%.3f,\"sent\":%llu,\"received\":%llu,"
+      "\"lost\":%llu,\"loss_share\":%.6f,\"duplicates\":%llu,\"wrong\":%llu,"
+      "\"reordered\":%llu,\"sent_per_s\":%.0f,",
+      pps, size, send_seconds, static_cast<unsigned long long>(sent),
+      static_cast<unsigned long long>(received), static_cast<unsigned long long>(sent - received),
+      sent ? static_cast<double>(sent - received) / static_cast<double>(sent) : 0.0,
+      static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(wrong),
+      static_cast<unsigned long long>(reordered), static_cast<double>(sent) / send_seconds);
+  print_latencies(samples);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   g_program = "udp_bench";
-  if (argc < 2) usage("a mode is required: server, rtt, flood, dns or fresh");
+  if (argc < 2) usage("a mode is required: server, rtt, flood, dns, fresh or echo");
   const std::string_view mode = argv[1];
   if (mode == "server") serve(Options(argc, argv, 2, {"--listen"}).endpoint("--listen"));
   if (mode == "rtt")
@@ -350,6 +542,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "fresh") {
     return fresh(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--size"}));
+  }
+  if (mode == "echo") {
+    return echo(Options(argc, argv, 2, {"--connect", "--pps", "--seconds", "--size", "--tick-us"}));
   }
   usage("unknown mode");
 }

@@ -11,6 +11,9 @@ Raw layout (one directory per measured path: direct, tunsocks-mtu<N>):
   memory.jsonl                     one line per held-flow count (tunsocks only)
   udp-rtt.json, udp-flood.json,    one JSON line each from bench/tools/udp_bench (rtt,
   dns.json, udp-fresh.json         flood, dns, fresh); udp-flood.machine: the TUN queue's drops
+  udp-echo-<pps>.json              udp_bench echo at <pps> datagrams/s
+  udp-echo-<pps>.{before,after}    counters around it: TUN queue drops, softnet drops, UDP
+                                   errors of each namespace, CPU ticks, tunsocks' counters
   profile-<1-up|1-down>[-dso].txt  perf report --stdio (with --profile)
   load                             the load average when the path's measurements began
 """
@@ -81,6 +84,58 @@ def memory_results(directory):
     return rows
 
 
+def counter_delta(before, after):
+    """after - before for every number in two nested dicts of counters (None if absent)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    delta = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            delta[key] = counter_delta(before.get(key), value)
+        elif isinstance(value, (int, float)) and isinstance(before.get(key), (int, float)):
+            delta[key] = value - before[key]
+    return delta
+
+
+def echo_results(directory):
+    """The paced echo runs, by rate: the tool's figures plus where the lost echoes went."""
+    results = {}
+    for name in os.listdir(directory):
+        match = re.fullmatch(r"udp-echo-(\d+)\.json", name)
+        if not match:
+            continue
+        pps = int(match.group(1))
+        result = read_json(os.path.join(directory, name))
+        before = read_json(os.path.join(directory, f"udp-echo-{pps}.before"))
+        after = read_json(os.path.join(directory, f"udp-echo-{pps}.after"))
+        delta = counter_delta(before, after) or {}
+        for key in ("tun_tx_dropped", "softnet_dropped"):
+            if key in delta:
+                result[key] = delta[key]
+        for ns in ("client", "proxy", "server"):
+            if delta.get(ns):
+                result[f"{ns}_udp_errors"] = delta[ns]
+        tunsocks = delta.get("tunsocks")
+        if tunsocks:
+            result["tunsocks_udp_dropped"] = tunsocks.get("udp_dropped")
+            result["tunsocks_udp_dropped_by_reason"] = {
+                k: v for k, v in (tunsocks.get("udp_dropped_by_reason") or {}).items() if v}
+            result["tunsocks_tun_write_errors"] = tunsocks.get("tun_write_errors")
+        clk_tck = after.get("clk_tck") if isinstance(after, dict) else None
+        # Per datagram relayed (up and down, from tunsocks' counters), not per echo sent:
+        # what the TUN queue dropped cost neither process anything.
+        relayed = (tunsocks.get("udp_datagrams_up", 0) + tunsocks.get("udp_datagrams_down", 0)
+                   if tunsocks else 0)
+        result["tunsocks_datagrams_relayed"] = relayed
+        if relayed and clk_tck:
+            for who in ("tunsocks", "socksd"):
+                ticks = delta.get(f"{who}_ticks")
+                if ticks is not None:
+                    result[f"{who}_cpu_us_per_datagram"] = ticks / clk_tck * 1e6 / relayed
+        results[pps] = result
+    return dict(sorted(results.items()))
+
+
 def read_path(directory):
     path = {}
     # A --udp-only run has no TCP figures, an --iperf-only run only the iperf3 ones: absent,
@@ -108,6 +163,9 @@ def read_path(directory):
                        "dns": read_json(os.path.join(directory, "dns.json"))}
         if os.path.exists(os.path.join(directory, "udp-fresh.json")):
             path["udp"]["fresh"] = read_json(os.path.join(directory, "udp-fresh.json"))
+    echo = echo_results(directory)
+    if echo:
+        path.setdefault("udp", {})["echo"] = echo
     memory = memory_results(directory)
     if memory:
         path["memory"] = memory
@@ -297,6 +355,36 @@ def markdown(report):
     row("UDP new-port queries timed out (1 s, no retry)",
         lambda p: dig(p, "udp", "fresh", "timeouts"), 0, compare=False)
 
+    rates = sorted({pps for p in paths.values() for pps in (dig(p, "udp", "echo") or {})})
+    for pps in rates:
+        def echo(p, *keys, pps=pps):
+            return dig(p, "udp", "echo", pps, *keys)
+        tunsocks_only = {"compare": False}
+        label = f"UDP echo at {pps:,}/s (64 B, 1 ms batches)"
+        row(f"{label}: echoes received/s", lambda p, e=echo: (
+            e(p, "received") / e(p, "seconds") if e(p, "received") is not None and e(p, "seconds")
+            else None), 0)
+        row(f"{label}: share lost", lambda p, e=echo: e(p, "loss_share"), 4, **tunsocks_only)
+        row(f"{label}: reply median µs", lambda p, e=echo: e(p, "p50_us"), 1)
+        row(f"{label}: reply p99 µs", lambda p, e=echo: e(p, "p99_us"), 1)
+        row(f"{label}: replies out of order", lambda p, e=echo: e(p, "reordered"), 0, **tunsocks_only)
+        row(f"{label}: lost at the full TUN queue",
+            lambda p, e=echo: e(p, "tun_tx_dropped") if p is not direct else None, 0, **tunsocks_only)
+        for ns, where in [("client", "client namespace (application, tunsocks' relay sockets)"),
+                          ("proxy", "proxy namespace (socksd)"), ("server", "server namespace")]:
+            row(f"{label}: UDP receive buffer overflows, {where}",
+                lambda p, e=echo, ns=ns: e(p, f"{ns}_udp_errors", "RcvbufErrors"), 0, **tunsocks_only)
+            row(f"{label}: UDP sends refused (buffer full), {where}",
+                lambda p, e=echo, ns=ns: e(p, f"{ns}_udp_errors", "SndbufErrors"), 0, **tunsocks_only)
+        row(f"{label}: dropped at a full CPU input backlog (softnet, whole machine)",
+            lambda p, e=echo: e(p, "softnet_dropped"), 0, **tunsocks_only)
+        row(f"{label}: dropped by tunsocks (udp_dropped)",
+            lambda p, e=echo: e(p, "tunsocks_udp_dropped"), 0, **tunsocks_only)
+        row(f"{label}: tunsocks CPU µs per datagram relayed (up + down)",
+            lambda p, e=echo: e(p, "tunsocks_cpu_us_per_datagram"), 2, **tunsocks_only)
+        row(f"{label}: socksd CPU µs per datagram relayed (context)",
+            lambda p, e=echo: e(p, "socksd_cpu_us_per_datagram"), 2, **tunsocks_only)
+
     def kib_to_mib(value):
         return None if value is None else value / 1024
 
@@ -333,6 +421,7 @@ def markdown(report):
         lines.append("")
         lines += [f"- {note}" for note in report["notes"]]
     errors = []
+    echo_drops = []
     for name, path in paths.items():
         for run_name, result in path.get("iperf", {}).items():
             if "error" in result:
@@ -340,7 +429,15 @@ def markdown(report):
         for what in ("rtt", "rtt_socksd_alone", "conn_rate"):
             if what in path and "error" in path[what]:
                 errors.append(f"{name} {what}: {path[what]['error']}")
+        for pps, result in (dig(path, "udp", "echo") or {}).items():
+            if "error" in result:
+                errors.append(f"{name} udp echo at {pps}/s: {result['error']}")
+            if result.get("tunsocks_udp_dropped_by_reason"):
+                echo_drops.append(f"{name}, echo at {pps}/s: "
+                                  f"{json.dumps(result['tunsocks_udp_dropped_by_reason'])}")
         for what, result in path.get("udp", {}).items():
+            if what == "echo":
+                continue
             if "error" in result:
                 errors.append(f"{name} udp {what}: {result['error']}")
             kinds = dig(path, what, "errors_by_kind")
@@ -352,6 +449,9 @@ def markdown(report):
                               f"{json.dumps(row_data['client'])}")
     if errors:
         lines += ["", "Errors during the run:", ""] + [f"- {e}" for e in errors]
+    if echo_drops:
+        lines += ["", "tunsocks' UDP drops by reason (udp_dropped_by_reason) during the echo runs:",
+                  ""] + [f"- {d}" for d in echo_drops]
     return "\n".join(lines) + "\n"
 
 
@@ -451,6 +551,16 @@ def main():
             "drops (tx_dropped), so through tunsocks 'sent/s' is what the application pushed "
             "and 'received/s' what the relay carried. Round trips and DNS queries have one "
             "datagram (or 32 queries) in flight and lose nothing when the path keeps up.")
+    if any(dig(path, "udp", "echo") for path in paths.values()):
+        nice = settings.get("echo_nice", "0")
+        notes.append(
+            "UDP echo: every process of the echo runs (client, server, tunsocks, socksd; both "
+            f"paths alike) ran at nice {nice}"
+            + (": the figure is whether the path keeps up, not the scheduler's share against "
+               "other work on the machine" if nice != "0" else "") +
+            ". A lost echo shows up in one of the counter rows: the TUN queue (tunsocks did "
+            "not read in time), a socket's receive buffer (its reader did not), a refused "
+            "send, or tunsocks' own drops.")
     ran_iperf = any("iperf" in path for path in paths.values())
     if ran_iperf and iperf3_version and re.search(r"iperf 3\.(\d+)", iperf3_version[0]) and \
             int(re.search(r"iperf 3\.(\d+)", iperf3_version[0]).group(1)) < 16:

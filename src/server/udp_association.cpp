@@ -6,6 +6,7 @@
 
 #include "config/socksd_config.h"
 #include "net/log.h"
+#include "net/socket_buffers.h"
 
 namespace tunsocks::server {
 namespace {
@@ -16,6 +17,17 @@ constexpr std::size_t kMaxLookups = 16;
 constexpr std::size_t kMaxQueuedPerLookup = 8;
 constexpr std::size_t kMaxCachedNames = 256;
 constexpr std::uint64_t kNameTtlMs = 30'000;
+// Each way of each socket: ~2500 small datagrams (the kernel doubles it), 50 ms at 50000/s,
+// where the default holds a few ms (see net/socket_buffers.h). Without CAP_NET_ADMIN the
+// kernel caps it at net.core.rmem_max / wmem_max.
+constexpr int kSocketBuffer = 1024 * 1024;
+
+void grow_buffers(uv_udp_t* socket) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(socket), &fd) == 0) {
+    net::grow_socket_buffers(fd, kSocketBuffer);
+  }
+}
 
 socks::Address to_socks_address(const net::Endpoint& e) {
   if (e.ip.is_v4()) {
@@ -49,6 +61,7 @@ std::expected<net::Endpoint, int> UdpAssociation::open(const net::IpAddress& bin
   rc = uv_udp_bind(client_socket_.get(), reinterpret_cast<const sockaddr*>(&address),
                    bind_ip.is_v6() ? UV_UDP_IPV6ONLY : 0);
   if (rc < 0) return std::unexpected(rc);
+  grow_buffers(client_socket_.get());
   sockaddr_storage bound{};
   int length = sizeof bound;
   rc = uv_udp_getsockname(client_socket_.get(), reinterpret_cast<sockaddr*>(&bound), &length);
@@ -201,6 +214,7 @@ uv_udp_t* UdpAssociation::outbound_socket(bool v4) {
   rc = uv_udp_bind(socket.get(), reinterpret_cast<const sockaddr*>(&address),
                    v4 ? 0 : UV_UDP_IPV6ONLY);
   if (rc == 0) {
+    grow_buffers(socket.get());
     rc = uv_udp_recv_start(socket.get(), &UdpAssociation::on_alloc,
                            &UdpAssociation::on_outbound_recv);
   }

@@ -771,6 +771,74 @@ TEST_CASE("server_udp_associate_relays_and_filters") {
   CHECK(server.counters().udp_associations_open == 0);
 }
 
+TEST_CASE("server_udp_burst_read_together_is_relayed_whole_and_in_order_both_ways") {
+  TestServer server(base_config());
+  std::uint16_t echo_port = 0;
+  Socket echo = listen_on(echo_port, SOCK_DGRAM);
+  std::uint16_t client_udp_port = 0;
+  Socket client_udp = listen_on(client_udp_port, SOCK_DGRAM);
+  // Room for the whole burst on the test's side (best effort without privileges).
+  const int room = 1 << 20;
+  for (int fd : {echo.fd(), client_udp.fd()})
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
+
+  Socket control = connect_to(server.port());
+  Bytes request = hex("05 01 00 05 03 00 01 7f 00 00 01");
+  request.push_back(static_cast<std::uint8_t>(client_udp_port >> 8));
+  request.push_back(static_cast<std::uint8_t>(client_udp_port));
+  send_all(control, request);
+  CHECK(recv_exact(control, 2) == hex("05 00"));
+  Bytes reply = recv_exact(control, 10);
+  REQUIRE(reply[1] == 0x00);
+  sockaddr_in relay = loopback(static_cast<std::uint16_t>(reply[8] << 8 | reply[9]));
+
+  // 40 datagrams back to back each way: a burst waits on socksd's sockets (the case its
+  // larger socket buffers are for); one of 60000 bytes fills most of a 64 KiB read block.
+  constexpr int kCount = 40;
+  Bytes header = hex("00 00 00 01 7f 00 00 01");
+  header.push_back(static_cast<std::uint8_t>(echo_port >> 8));
+  header.push_back(static_cast<std::uint8_t>(echo_port));
+  std::vector<Bytes> payloads;
+  for (int i = 0; i < kCount; ++i) {
+    Bytes payload(i == 20 ? 60000 : static_cast<std::size_t>(1 + i * 20));
+    for (std::size_t j = 0; j < payload.size(); ++j)
+      payload[j] = static_cast<std::uint8_t>(i * 13 + j);
+    Bytes datagram = header;
+    datagram.insert(datagram.end(), payload.begin(), payload.end());
+    REQUIRE(::sendto(client_udp.fd(), datagram.data(), datagram.size(), 0,
+                     reinterpret_cast<sockaddr*>(&relay),
+                     sizeof relay) == static_cast<ssize_t>(datagram.size()));
+    payloads.push_back(std::move(payload));
+  }
+  std::vector<std::uint8_t> buf(65536);
+  sockaddr_in from{};
+  socklen_t from_length = sizeof from;
+  for (int i = 0; i < kCount; ++i) {
+    REQUIRE(wait_readable(echo.fd()));
+    const ssize_t n = ::recvfrom(echo.fd(), buf.data(), buf.size(), 0,
+                                 reinterpret_cast<sockaddr*>(&from), &from_length);
+    CHECK(Bytes(buf.begin(), buf.begin() + std::max<ssize_t>(n, 0)) == payloads[i]);
+  }
+  // The echoes go back as a burst too.
+  for (int i = 0; i < kCount; ++i) {
+    REQUIRE(::sendto(echo.fd(), payloads[i].data(), payloads[i].size(), 0,
+                     reinterpret_cast<sockaddr*>(&from),
+                     from_length) == static_cast<ssize_t>(payloads[i].size()));
+  }
+  for (int i = 0; i < kCount; ++i) {
+    REQUIRE(wait_readable(client_udp.fd()));
+    const ssize_t n = ::recv(client_udp.fd(), buf.data(), buf.size(), 0);
+    REQUIRE(n == static_cast<ssize_t>(10 + payloads[i].size()));
+    CHECK(Bytes(buf.begin(), buf.begin() + 10) == header);  // the real source
+    CHECK(Bytes(buf.begin() + 10, buf.begin() + n) == payloads[i]);
+  }
+  control.reset();
+  server.stop();
+  CHECK(server.counters().udp_datagrams_up == kCount);
+  CHECK(server.counters().udp_datagrams_down == kCount);
+  CHECK(server.counters().udp_datagrams_dropped == 0);
+}
+
 TEST_CASE("server_shutdown_drains_then_closes_open_sessions") {
   LogCapture logs;
   auto c = base_config();
