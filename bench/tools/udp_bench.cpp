@@ -487,6 +487,9 @@ int echo(const Options& options) {
       const int n = ::sendmmsg(fd, out_msg.data(), count, 0);
       if (n < 0) {
         if (errno == EINTR || errno == ENOBUFS || errno == ECONNREFUSED) continue;
+        // The socket's send buffer is full: read what came back, send the rest on the next
+        // tick (the pace catches up).
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         die("sendmmsg");
       }
       for (int i = 0; i < n; ++i)
