@@ -827,6 +827,20 @@ Bytes pattern(std::size_t length) {
   return bytes;
 }
 
+// A new block holding `bytes`, queued on `pcb` by tcp_write without copying. The caller
+// holds the block's first reference.
+tunsocks_payload_block* write_from_new_block(tcp_pcb* pcb, const Bytes& bytes) {
+  tunsocks_payload_block* block = tunsocks_payload_block_new(bytes.size() * 2);
+  REQUIRE(block != nullptr);
+  std::copy(bytes.begin(), bytes.end(), tunsocks_payload_block_data(block));
+  tunsocks_lwip_set_write_block(block);
+  const err_t written =
+      tcp_write(pcb, tunsocks_payload_block_data(block), static_cast<u16_t>(bytes.size()), 0);
+  tunsocks_lwip_set_write_block(nullptr);
+  REQUIRE(written == ERR_OK);
+  return block;
+}
+
 }  // namespace
 
 TEST_CASE("payload_block_is_sent_in_place_and_freed_by_the_last_acknowledgement") {
@@ -837,13 +851,8 @@ TEST_CASE("payload_block_is_sent_in_place_and_freed_by_the_last_acknowledgement"
   const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
 
   constexpr std::size_t kLength = 3000;  // 1460 + 1460 + 80: three segments
-  tunsocks_payload_block* block = tunsocks_payload_block_new(8192);
-  REQUIRE(block != nullptr);
   const Bytes sent_bytes = pattern(kLength);
-  std::copy(sent_bytes.begin(), sent_bytes.end(), tunsocks_payload_block_data(block));
-  tunsocks_lwip_set_write_block(block);
-  REQUIRE(tcp_write(flow.pcb, tunsocks_payload_block_data(block), kLength, 0) == ERR_OK);
-  tunsocks_lwip_set_write_block(nullptr);
+  tunsocks_payload_block* block = write_from_new_block(flow.pcb, sent_bytes);
   REQUIRE(tcp_output(flow.pcb) == ERR_OK);
 
   Bytes received;
@@ -874,14 +883,7 @@ TEST_CASE("payload_block_outlives_its_writer_until_lwip_frees_the_connection") {
   const Established flow = establish(stack, listener);
   const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
 
-  tunsocks_payload_block* block = tunsocks_payload_block_new(4096);
-  REQUIRE(block != nullptr);
-  const Bytes bytes = pattern(2000);
-  std::copy(bytes.begin(), bytes.end(), tunsocks_payload_block_data(block));
-  tunsocks_lwip_set_write_block(block);
-  REQUIRE(tcp_write(flow.pcb, tunsocks_payload_block_data(block), 2000, 0) == ERR_OK);
-  tunsocks_lwip_set_write_block(nullptr);
-  tunsocks_payload_block_release(block);
+  tunsocks_payload_block_release(write_from_new_block(flow.pcb, pattern(2000)));
   CHECK(tunsocks_lwip_live_allocations() > allocations_before);
 
   // Queued, never acknowledged: the connection's end frees the segments and the block.
