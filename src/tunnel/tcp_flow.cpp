@@ -376,9 +376,11 @@ void TcpFlow::on_read(ssize_t nread, const uv_buf_t* buffer) {
     stop_reading();
     return;
   }
+  // Holds an adopted buffer until the rest of it is copied below (lwIP's segments keep
+  // references of their own to what they took).
+  PayloadBlockRef block;
   std::size_t offset = 0;
   if (down_pending_.empty()) {
-    PayloadBlockRef block;
     if (length >= kReferenceAtLeast) block = host_.adopt_read_buffer(*buffer);
     offset = write_to_app(data, length, block.get());
   }
