@@ -841,13 +841,23 @@ tunsocks_payload_block* write_from_new_block(tcp_pcb* pcb, const Bytes& bytes) {
   return block;
 }
 
+// A stack with the tunsocks listener and one established flow on it.
+struct OneFlow {
+  Stack stack{{}};
+  Listener listener;
+  Established flow;
+  OneFlow() {
+    stack.listen_everywhere(listener);
+    flow = establish(stack, listener);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("payload_block_is_sent_in_place_and_freed_by_the_last_acknowledgement") {
-  Stack stack({});
-  Listener listener;
-  stack.listen_everywhere(listener);
-  const Established flow = establish(stack, listener);
+  OneFlow one;
+  Stack& stack = one.stack;
+  const Established& flow = one.flow;
   const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
 
   constexpr std::size_t kLength = 3000;  // 1460 + 1460 + 80: three segments
@@ -877,10 +887,9 @@ TEST_CASE("payload_block_is_sent_in_place_and_freed_by_the_last_acknowledgement"
 }
 
 TEST_CASE("payload_block_outlives_its_writer_until_lwip_frees_the_connection") {
-  Stack stack({});
-  Listener listener;
-  stack.listen_everywhere(listener);
-  const Established flow = establish(stack, listener);
+  OneFlow one;
+  Stack& stack = one.stack;
+  const Established& flow = one.flow;
   const std::uint64_t allocations_before = tunsocks_lwip_live_allocations();
 
   tunsocks_payload_block_release(write_from_new_block(flow.pcb, pattern(2000)));
@@ -893,10 +902,9 @@ TEST_CASE("payload_block_outlives_its_writer_until_lwip_frees_the_connection") {
 }
 
 TEST_CASE("data_outside_the_write_block_is_copied_not_referenced") {
-  Stack stack({});
-  Listener listener;
-  stack.listen_everywhere(listener);
-  const Established flow = establish(stack, listener);
+  OneFlow one;
+  Stack& stack = one.stack;
+  const Established& flow = one.flow;
 
   tunsocks_payload_block* block = tunsocks_payload_block_new(4096);
   REQUIRE(block != nullptr);

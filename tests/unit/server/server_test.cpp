@@ -715,6 +715,38 @@ TEST_CASE("server_bind_disabled_gets_0x07") {
   CHECK(recv_exact(client, 10)[1] == 0x07);
 }
 
+namespace {
+
+// A UDP ASSOCIATE for a client sending from 127.0.0.1:client_udp_port: the control
+// connection (the association lives as long as it) and the relay address socksd named.
+struct Association {
+  Socket control;
+  sockaddr_in relay{};
+};
+
+Association udp_associate(TestServer& server, std::uint16_t client_udp_port) {
+  Association association{connect_to(server.port())};
+  Bytes request = hex("05 01 00 05 03 00 01 7f 00 00 01");
+  request.push_back(static_cast<std::uint8_t>(client_udp_port >> 8));
+  request.push_back(static_cast<std::uint8_t>(client_udp_port));
+  send_all(association.control, request);
+  CHECK(recv_exact(association.control, 2) == hex("05 00"));
+  Bytes reply = recv_exact(association.control, 10);
+  REQUIRE(reply[1] == 0x00);
+  association.relay = loopback(static_cast<std::uint16_t>(reply[8] << 8 | reply[9]));
+  return association;
+}
+
+// The SOCKS UDP request header for 127.0.0.1:port (RSV, FRAG 0, IPv4).
+Bytes udp_header_to_loopback(std::uint16_t port) {
+  Bytes header = hex("00 00 00 01 7f 00 00 01");
+  header.push_back(static_cast<std::uint8_t>(port >> 8));
+  header.push_back(static_cast<std::uint8_t>(port));
+  return header;
+}
+
+}  // namespace
+
 TEST_CASE("server_udp_associate_relays_and_filters") {
   TestServer server(base_config());
   std::uint16_t echo_port = 0;
@@ -722,19 +754,9 @@ TEST_CASE("server_udp_associate_relays_and_filters") {
   std::uint16_t client_udp_port = 0;
   Socket client_udp = listen_on(client_udp_port, SOCK_DGRAM);
 
-  Socket control = connect_to(server.port());
-  Bytes request = hex("05 01 00 05 03 00 01 7f 00 00 01");
-  request.push_back(static_cast<std::uint8_t>(client_udp_port >> 8));
-  request.push_back(static_cast<std::uint8_t>(client_udp_port));
-  send_all(control, request);
-  CHECK(recv_exact(control, 2) == hex("05 00"));
-  Bytes reply = recv_exact(control, 10);
-  REQUIRE(reply[1] == 0x00);
-  sockaddr_in relay = loopback(static_cast<std::uint16_t>(reply[8] << 8 | reply[9]));
+  auto [control, relay] = udp_associate(server, client_udp_port);
 
-  Bytes datagram = hex("00 00 00 01 7f 00 00 01");
-  datagram.push_back(static_cast<std::uint8_t>(echo_port >> 8));
-  datagram.push_back(static_cast<std::uint8_t>(echo_port));
+  Bytes datagram = udp_header_to_loopback(echo_port);
   datagram.insert(datagram.end(), {'d', 'n', 's'});
   REQUIRE(::sendto(client_udp.fd(), datagram.data(), datagram.size(), 0,
                    reinterpret_cast<sockaddr*>(&relay), sizeof relay) > 0);
@@ -782,22 +804,12 @@ TEST_CASE("server_udp_burst_read_together_is_relayed_whole_and_in_order_both_way
   for (int fd : {echo.fd(), client_udp.fd()})
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
 
-  Socket control = connect_to(server.port());
-  Bytes request = hex("05 01 00 05 03 00 01 7f 00 00 01");
-  request.push_back(static_cast<std::uint8_t>(client_udp_port >> 8));
-  request.push_back(static_cast<std::uint8_t>(client_udp_port));
-  send_all(control, request);
-  CHECK(recv_exact(control, 2) == hex("05 00"));
-  Bytes reply = recv_exact(control, 10);
-  REQUIRE(reply[1] == 0x00);
-  sockaddr_in relay = loopback(static_cast<std::uint16_t>(reply[8] << 8 | reply[9]));
+  auto [control, relay] = udp_associate(server, client_udp_port);
 
   // 40 datagrams back to back each way: a burst waits on socksd's sockets (the case its
   // larger socket buffers are for); one of 60000 bytes fills most of a 64 KiB read block.
   constexpr int kCount = 40;
-  Bytes header = hex("00 00 00 01 7f 00 00 01");
-  header.push_back(static_cast<std::uint8_t>(echo_port >> 8));
-  header.push_back(static_cast<std::uint8_t>(echo_port));
+  const Bytes header = udp_header_to_loopback(echo_port);
   std::vector<Bytes> payloads;
   for (int i = 0; i < kCount; ++i) {
     Bytes payload(i == 20 ? 60000 : static_cast<std::size_t>(1 + i * 20));
