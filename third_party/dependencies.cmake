@@ -16,7 +16,17 @@ if(NOT TUNSOCKS_FUZZ)
   if(NOT LIBUV_FOUND)
     tunsocks_require_package("libuv (pkg-config libuv)" libuv1-dev)
   endif()
-  add_library(tunsocks::uv ALIAS PkgConfig::LIBUV)
+  # Debian's libuv1-dev also ships the static archive (libuv_a.a): linked in, the programs
+  # map one shared object fewer and touch only the libuv code they call.
+  find_library(TUNSOCKS_LIBUV_STATIC NAMES uv_a libuv_a.a HINTS ${LIBUV_LIBRARY_DIRS})
+  if(TUNSOCKS_LIBUV_STATIC)
+    add_library(tunsocks_uv_static INTERFACE)
+    target_include_directories(tunsocks_uv_static INTERFACE ${LIBUV_INCLUDE_DIRS})
+    target_link_libraries(tunsocks_uv_static INTERFACE ${TUNSOCKS_LIBUV_STATIC} pthread dl rt)
+    add_library(tunsocks::uv ALIAS tunsocks_uv_static)
+  else()
+    add_library(tunsocks::uv ALIAS PkgConfig::LIBUV)
+  endif()
 
   find_package(nlohmann_json 3.10 QUIET)
   if(NOT nlohmann_json_FOUND)

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <set>
-#include <sstream>
+
+#include "net/whole_file.h"
 
 namespace tunsocks::config::json_reader {
 namespace {
@@ -251,12 +252,11 @@ std::expected<json, Error> parse_document(std::string_view text, std::string_vie
 }
 
 std::expected<std::string, Error> read_text_file(const std::string& file_path) {
-  std::ifstream in(file_path, std::ios::binary);
-  if (!in) return std::unexpected(Error{file_path, "", "cannot open the file for reading"});
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::unexpected(Error{file_path, "", "cannot read the file"});
-  return text.str();
+  auto text = net::read_whole_file(file_path);
+  if (!text)
+    return std::unexpected(
+        Error{file_path, "", std::string("cannot read the file: ") + std::strerror(text.error())});
+  return std::move(*text);
 }
 
 }  // namespace tunsocks::config::json_reader

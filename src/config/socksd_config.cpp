@@ -4,10 +4,8 @@
 #include <cctype>
 #include <cmath>
 #include <crypt.h>
-#include <fstream>
 #include <memory>
 #include <set>
-#include <sstream>
 
 #include "config/json_reader.h"
 

@@ -1,21 +1,17 @@
 #include "tunnel/memory_guard.h"
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <unistd.h>
 
 #include "net/log.h"
+#include "net/whole_file.h"
 
 namespace tunsocks::tunnel {
 namespace {
 
+// A counter file that cannot be read reads as empty: the guard then has no limit to act on.
 std::string read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return {};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return net::read_whole_file(path).value_or(std::string{});
 }
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {

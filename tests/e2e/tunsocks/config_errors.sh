@@ -56,7 +56,7 @@ printf '%s\n' '{"profiles": {"a": {'"$good"'}}}' >"$cfg"
 out=$("$TUNSOCKS" check --config "$cfg" --profile zz 2>&1 >/dev/null) && fail "check accepted an unknown profile"
 [[ $out == "tunsocks: $cfg: no profile is named \"zz\"" ]] || fail "unknown profile: $out"
 out=$("$TUNSOCKS" check --config "$E2E_TMP/missing.json" 2>&1 >/dev/null) && fail "check accepted a missing file"
-[[ $out == "tunsocks: $E2E_TMP/missing.json: cannot open the file for reading" ]] || fail "missing file: $out"
+[[ $out == "tunsocks: $E2E_TMP/missing.json: cannot read the file: No such file or directory" ]] || fail "missing file: $out"
 
 # A good file: the effective profile, password masked.
 out=$("$TUNSOCKS" check --config "$cfg" 2>"$E2E_TMP/check.err") || fail "check refused a good file: $(cat "$E2E_TMP/check.err")"

@@ -246,7 +246,8 @@ TEST_CASE("config_password_hash_check") {
 TEST_CASE("config_load_names_missing_file") {
   auto r = tunsocks::config::load_socksd_config("/nonexistent/socksd.json");
   REQUIRE(!r.has_value());
-  CHECK(r.error().to_string() == "/nonexistent/socksd.json: cannot open the file for reading");
+  CHECK(r.error().to_string() ==
+        "/nonexistent/socksd.json: cannot read the file: No such file or directory");
 }
 
 TEST_CASE("config_load_reads_a_file") {

@@ -117,8 +117,8 @@ TEST_CASE("every error class names file, JSON path and what was expected") {
         "t.json: /tun/mtu: expected an integer 576..65535, got a string \"big\"");
   CHECK(error_of(R"({"tun": {"offload": "no"}, "profiles": {"a": {)" + p + "}}}") ==
         "t.json: /tun/offload: expected true or false, got a string \"no\"");
-  CHECK_FALSE(parse_ok(R"({"tun": {"offload": false}, "profiles": {"a": {)" + p + "}}}")
-                  .global.offload);
+  CHECK_FALSE(
+      parse_ok(R"({"tun": {"offload": false}, "profiles": {"a": {)" + p + "}}}").global.offload);
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "udp_recycle": "no"}}})") ==
         "t.json: /profiles/a/udp_recycle: expected true or false, got a string \"no\"");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "answer_ping": 1}}})") ==
@@ -175,5 +175,5 @@ TEST_CASE("a missing file is an error, not a crash") {
   auto loaded = tunsocks::config::load_tunsocks_config("/nonexistent/tunsocks.json");
   REQUIRE(!loaded);
   CHECK(loaded.error().to_string() ==
-        "/nonexistent/tunsocks.json: cannot open the file for reading");
+        "/nonexistent/tunsocks.json: cannot read the file: No such file or directory");
 }
