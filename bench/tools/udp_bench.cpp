@@ -470,7 +470,6 @@ int echo(const Options& options) {
   };
 
   const auto tick = std::chrono::microseconds(tick_us);
-  auto next_tick = start;
   while (sent < total) {
     const double elapsed = seconds_since(start);
     const auto due =
@@ -497,17 +496,19 @@ int echo(const Options& options) {
       sent += static_cast<std::uint64_t>(n);
     }
     read_replies();
-    next_tick += tick;
-    const auto wait = next_tick - Clock::now();
-    if (wait > std::chrono::nanoseconds(0)) {
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
-      timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
-                       static_cast<long>(ns % 1'000'000'000)};
-      pollfd p{fd, POLLIN, 0};
-      ::ppoll(&p, 1, &timeout, nullptr);
-    } else {
-      next_tick = Clock::now();  // behind: the next batch carries all that is due
-    }
+    // Until the next tick boundary, or sooner when replies arrive. The boundary follows from
+    // the clock, not from the number of wake-ups: each reply wakes this poll early, and a
+    // tick advanced per wake-up ran seconds ahead of the clock at high rates, so the client
+    // fell silent and then sent everything due in one burst.
+    const auto now = Clock::now();
+    const auto next_tick =
+        start +
+        (std::chrono::duration_cast<std::chrono::microseconds>(now - start) / tick + 1) * tick;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next_tick - now).count();
+    timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                     static_cast<long>(ns % 1'000'000'000)};
+    pollfd p{fd, POLLIN, 0};
+    ::ppoll(&p, 1, &timeout, nullptr);
   }
   const double send_seconds = seconds_since(start);
   // Stragglers: a second after the last send, or sooner once every echo is in.
