@@ -86,7 +86,18 @@ void ClientHandshake::start() {
     return fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
   }
   step_ = Step::method_selection;
-  if (options_.pipeline_request && !options_.credentials) queue_request();
+  if (!options_.pipeline_request) return;
+  if (options_.credentials) queue_credentials();
+  queue_request();
+}
+
+void ClientHandshake::queue_credentials() {
+  if (credentials_sent_) return;
+  socks::UserPassRequest auth{options_.credentials->user, options_.credentials->password};
+  if (auto written = socks::write_user_pass_request(auth, output_); !written) {
+    return fail(HandshakeFailure::unsupported, std::string(socks::describe(written.error().code)));
+  }
+  credentials_sent_ = true;
 }
 
 void ClientHandshake::queue_request() {
@@ -174,12 +185,8 @@ void ClientHandshake::on_method_selection(const socks::Socks5MethodSelection& se
                                                        : "server chose a method we did not offer");
   }
   if (chosen == socks::method::user_pass) {
-    socks::UserPassRequest auth{options_.credentials->user, options_.credentials->password};
-    if (auto written = socks::write_user_pass_request(auth, output_); !written) {
-      return fail(HandshakeFailure::unsupported,
-                  std::string(socks::describe(written.error().code)));
-    }
-    step_ = Step::auth_status;
+    queue_credentials();
+    if (status_ == Status::in_progress) step_ = Step::auth_status;
     return;
   }
   queue_request();

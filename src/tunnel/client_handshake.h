@@ -31,11 +31,11 @@ struct Credentials {
 struct HandshakeOptions {
   SocksVersion version = SocksVersion::socks5;
   std::optional<Credentials> credentials;  // SOCKS5: offers RFC 1929; SOCKS4: USERID = user
-  // SOCKS5 without credentials: send the request right behind the greeting instead of
-  // waiting one round trip for the method selection. RFC 1928 does not forbid it and
-  // socksd and Dante accept it, but microsocks drops the bytes behind the greeting and
-  // waits for a request that never comes (the flow ends in connect_timeout): off unless
-  // configured. Nothing configures it yet (no config key or URL parameter).
+  // SOCKS5: send the credentials (if any) and the request right behind the greeting
+  // instead of waiting a round trip for each answer. RFC 1928 does not forbid it and socksd
+  // and Dante accept it, but microsocks drops the bytes behind the greeting and waits for a
+  // request that never comes (the flow would end in connect_timeout): tunsocks turns it on
+  // for an upstream that answered such a request when probed (src/apps/tunsocks/upstream_probe.h).
   bool pipeline_request = false;
 };
 
@@ -80,6 +80,7 @@ class ClientHandshake {
   enum class Step : std::uint8_t { method_selection, auth_status, socks5_reply, socks4_reply };
 
   void start();
+  void queue_credentials();
   void queue_request();
   void fail(HandshakeFailure failure, std::string detail);
   // Parses one message for the current step: a parse error fails the handshake, an
@@ -99,6 +100,7 @@ class ClientHandshake {
   Step step_ = Step::method_selection;
   Status status_ = Status::in_progress;
   HandshakeFailure failure_ = HandshakeFailure::protocol_error;
+  bool credentials_sent_ = false;
   bool request_sent_ = false;
   std::optional<std::uint8_t> reply_code_;
   socks::Address bound_;

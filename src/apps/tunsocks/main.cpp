@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <memory>
 #include <netdb.h>
-#include <poll.h>
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
@@ -25,6 +24,7 @@
 #include "platform/linux/tun_device.h"
 #include "routes.h"
 #include "tunnel/tunnel.h"
+#include "tunnel/upstream_probe.h"
 
 namespace {
 
@@ -60,31 +60,6 @@ void raise_fd_limit() {
   }
 }
 
-// One connection attempt before the tunnel starts, so that a wrong address or a proxy that
-// is down is reported at once rather than as the first refused flow. Not fatal: the
-// upstream may come up later, and flows are refused cleanly until it does.
-std::string probe_upstream(const sockaddr_storage& address, std::uint32_t fwmark) {
-  const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
-  if (fwmark != 0) ::setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
-  const auto* target = reinterpret_cast<const sockaddr*>(&address);
-  std::string error;
-  if (::connect(fd, target, net::sockaddr_length(target)) < 0 && errno != EINPROGRESS) {
-    error = std::strerror(errno);
-  } else {
-    pollfd waiting{fd, POLLOUT, 0};
-    int code = 0;
-    socklen_t length = sizeof code;
-    if (::poll(&waiting, 1, 3000) == 0) {
-      error = "no answer within 3 s";
-    } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 && code != 0) {
-      error = std::strerror(code);
-    }
-  }
-  ::close(fd);
-  return error;
-}
-
 platform::TunAddress tun_address(const config::InterfaceAddress& address) {
   platform::TunAddress out;
   out.family = address.ip.is_v6() ? AF_INET6 : AF_INET;
@@ -115,6 +90,20 @@ std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
   server->display = profile.upstream.display();
   server->handshake.version = profile.upstream.version;
   server->handshake.credentials = profile.upstream.credentials;
+  // Not fatal when the upstream is down: it may come up later, and flows are refused
+  // cleanly until it does.
+  const tunnel::ProbeResult probe = tunnel::probe_upstream(*server, global.fwmark);
+  if (!probe.unreachable.empty()) {
+    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
+                server->display.c_str(), probe.unreachable.c_str());
+  } else if (probe.refused) {
+    TS_LOG_WARN("upstream %s refuses our handshake (%s): connections are refused",
+                server->display.c_str(), probe.no_pipelining.c_str());
+  } else if (!probe.no_pipelining.empty()) {
+    TS_LOG_INFO("upstream %s: requests wait for the method selection (%s)", server->display.c_str(),
+                probe.no_pipelining.c_str());
+  }
+  server->handshake.pipeline_request = probe.pipelining;
   settings.flow.upstream = server;
   settings.flow.fwmark = global.fwmark;
   settings.flow.connect_timeout_ms = milliseconds(profile.connect_timeout_s);
@@ -413,15 +402,12 @@ int run(int argc, char** argv) {
                        .segmentation = offload.segmentation,
                        .mtu = device->mtu()};
   const tunnel::Upstream& upstream = *settings->flow.upstream;
-  TS_LOG_INFO("tun %s up: mtu %d, offload %s; profile %s; upstream %s (%s), fwmark 0x%x",
-              device->name().c_str(), device->mtu(), offload_name(offload), profile.name.c_str(),
-              upstream.display.c_str(),
-              net::format_sockaddr(reinterpret_cast<const sockaddr*>(&upstream.address)).c_str(),
-              global.fwmark);
-  if (const std::string error = probe_upstream(upstream.address, global.fwmark); !error.empty()) {
-    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
-                upstream.display.c_str(), error.c_str());
-  }
+  TS_LOG_INFO(
+      "tun %s up: mtu %d, offload %s; profile %s; upstream %s (%s, requests %s), fwmark 0x%x",
+      device->name().c_str(), device->mtu(), offload_name(offload), profile.name.c_str(),
+      upstream.display.c_str(),
+      net::format_sockaddr(reinterpret_cast<const sockaddr*>(&upstream.address)).c_str(),
+      upstream.handshake.pipeline_request ? "pipelined" : "in turn", global.fwmark);
 
   uv_loop_t* loop = uv_default_loop();
   Service service(loop, std::move(launch), *device, std::move(*settings));

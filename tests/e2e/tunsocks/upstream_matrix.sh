@@ -10,6 +10,15 @@ start_upstream "$UPSTREAM_KIND" up
 start_http http "$SERVER_IP4"
 start_http http6 "$SERVER_IP6"
 start_tunsocks ts
+# The start-up probe: Dante answers a request pipelined behind the greeting, microsocks
+# drops the bytes behind it (so each flow waits for the method selection).
+case $UPSTREAM_KIND in
+  microsocks) mode="requests in turn" ;;
+  *) mode="requests pipelined" ;;
+esac
+grep -q "$mode" "$E2E_TMP/ts.log" ||
+  fail "tunsocks did not log '$mode' for $UPSTREAM_KIND: $(grep -E 'up:|requests' "$E2E_TMP/ts.log")"
+log "ok: $mode for $UPSTREAM_KIND"
 
 transfer_suite ts http
 

@@ -20,10 +20,14 @@ start_socksd so --listen "$PROXY_IP4:$open_port" --allow-open --allow-private
 start_http http "$SERVER_IP4"
 size=$((16 * 1024 * 1024))
 
-# variant NAME URL OK_REPLY REFUSED_REPLY
+# variant NAME URL OK_REPLY REFUSED_REPLY REQUESTS
 variant() {
-  local name=$1 url=$2 ok=$3 refused=$4 line r
+  local name=$1 url=$2 ok=$3 refused=$4 requests=$5 line r
   start_tunsocks "$name" --upstream "$url" --connect-timeout 5
+  # The start-up probe found that socksd answers a SOCKS5 request pipelined behind the
+  # greeting (and the credentials); SOCKS4 has no greeting to pipeline behind.
+  grep -q "requests $requests)" "$E2E_TMP/$name.log" ||
+    fail "$url: the start line does not say 'requests $requests': $(grep ' up: ' "$E2E_TMP/$name.log")"
   OK_REPLY=$ok transfer_suite "$name" http "$size" "$size"
   line=$(grep -E 'flow id=[0-9]+ ' "$E2E_TMP/$name.log" | head -n 1)
   expect_field "$line" reply "$ok"
@@ -41,10 +45,10 @@ variant() {
   stop_tunsocks "$name"
 }
 
-variant ts5 "socks5://alice:s3cret@$PROXY_IP4:$auth_port" succeeded connection_refused
-variant ts5h "socks5h://$PROXY_IP4:$open_port" succeeded connection_refused
-variant ts4 "socks4://$PROXY_IP4:$open_port" granted rejected
-variant ts4a "socks4a://$PROXY_IP4:$open_port" granted rejected
+variant ts5 "socks5://alice:s3cret@$PROXY_IP4:$auth_port" succeeded connection_refused pipelined
+variant ts5h "socks5h://$PROXY_IP4:$open_port" succeeded connection_refused pipelined
+variant ts4 "socks4://$PROXY_IP4:$open_port" granted rejected "in turn"
+variant ts4a "socks4a://$PROXY_IP4:$open_port" granted rejected "in turn"
 
 # A wrong password: the upstream says no before any CONNECT.
 start_tunsocks tsbad --upstream "socks5://alice:wrong@$PROXY_IP4:$auth_port" --connect-timeout 3
@@ -52,6 +56,8 @@ r=$(probe "$SERVER_IP4" "$http_port" 30)
 [[ $(field "$r" result) != connected ]] || fail "wrong password: connect() succeeded ($r)"
 [[ $(field "$r" result) != timeout ]] || fail "wrong password: connect() hangs ($r)"
 (($(field "$r" ms) <= 4500)) || fail "wrong password: the error came after $(field "$r" ms) ms (> connect timeout + 1.5 s)"
+grep -q "upstream socks5://alice:.*refuses our handshake (authentication rejected" "$E2E_TMP/tsbad.log" ||
+  fail "wrong password: no start-up warning that the upstream refuses the handshake: $(grep -i 'upstream' "$E2E_TMP/tsbad.log" | head -n 3)"
 line=$(flow_line tsbad "$(field "$r" port)")
 expect_field "$line" end handshake_failed
 log "ok: wrong password -> $r; $line"

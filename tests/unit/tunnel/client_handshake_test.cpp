@@ -97,6 +97,29 @@ TEST_CASE("socks5_pipelined_request_goes_out_with_the_greeting") {
   CHECK(handshake.take_output().empty());  // not sent twice
 }
 
+TEST_CASE("socks5_pipelined_credentials_and_request_go_out_with_the_greeting") {
+  const Bytes auth = {0x01, 5, 'a', 'l', 'i', 'c', 'e', 2, 'p', 'w'};
+  ClientHandshake ok(socks5(true, true), socks::Command::connect, kDestination);
+  Bytes expected = {0x05, 0x01, 0x02};
+  expected.insert(expected.end(), auth.begin(), auth.end());
+  expected.insert(expected.end(), kRequest.begin(), kRequest.end());
+  CHECK(ok.take_output() == expected);
+  // All three answers in one read, then the first payload byte.
+  Bytes answers = {0x05, 0x02, 0x01, 0x00};
+  answers.insert(answers.end(), kSuccess.begin(), kSuccess.end());
+  answers.push_back('x');
+  CHECK(ok.feed(answers) == answers.size() - 1);
+  CHECK(ok.status() == ClientHandshake::Status::succeeded);
+  CHECK(ok.take_output().empty());  // nothing sent twice
+
+  ClientHandshake rejected(socks5(true, true), socks::Command::connect, kDestination);
+  (void)rejected.take_output();
+  rejected.feed(Bytes{0x05, 0x02, 0x01, 0x01});
+  CHECK(rejected.status() == ClientHandshake::Status::failed);
+  CHECK(rejected.failure() == HandshakeFailure::auth_rejected);
+  CHECK(rejected.take_output().empty());
+}
+
 TEST_CASE("socks5_user_pass_success_and_rejection") {
   ClientHandshake ok(socks5(true), socks::Command::connect, kDestination);
   CHECK(ok.take_output() == Bytes{0x05, 0x01, 0x02});
