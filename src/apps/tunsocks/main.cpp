@@ -78,10 +78,38 @@ const char* offload_name(const platform::TunOffload& offload) {
   return offload.vnet_header ? "none (refused by the kernel)" : "off";
 }
 
-// The tunnel's settings for `profile`: the upstream resolved, DNS checked against what the
-// upstream can carry.
+// Probes `server` (see tunnel/upstream_probe.h) and says what it found. Not fatal when the
+// upstream is down: it may come up later, and flows are refused cleanly until it does.
+bool upstream_takes_pipelining(const tunnel::Upstream& server, std::uint32_t fwmark,
+                               tunnel::ProbeTimeouts timeouts) {
+  const tunnel::ProbeResult probe = tunnel::probe_upstream(server, fwmark, timeouts);
+  if (!probe.unreachable.empty()) {
+    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
+                server.display.c_str(), probe.unreachable.c_str());
+  } else if (probe.refused) {
+    TS_LOG_WARN("upstream %s refuses our handshake (%s): connections are refused",
+                server.display.c_str(), probe.no_pipelining.c_str());
+  } else if (!probe.no_pipelining.empty()) {
+    TS_LOG_INFO("upstream %s: requests wait for the method selection (%s)", server.display.c_str(),
+                probe.no_pipelining.c_str());
+  }
+  return probe.pipelining;
+}
+
+bool same_upstream(const tunnel::Upstream& a, const tunnel::Upstream& b) {
+  return std::memcmp(&a.address, &b.address, sizeof a.address) == 0 &&
+         a.handshake.version == b.handshake.version &&
+         a.handshake.credentials == b.handshake.credentials;
+}
+
+// The tunnel's settings for `profile`: the upstream resolved and probed, DNS checked against
+// what the upstream can carry. `running`: the upstream of the running profile, when this is
+// a switch. The probe blocks the loop (as the name lookup does), so a switch that keeps the
+// upstream reuses what the running profile learnt, and one that changes it waits at most
+// 1.5 s instead of the 3.5 s allowed at start-up.
 std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
-    const config::GlobalSettings& global, const config::Profile& profile) {
+    const config::GlobalSettings& global, const config::Profile& profile,
+    const tunnel::Upstream* running = nullptr) {
   auto address = resolve_upstream(profile.upstream);
   if (!address) return std::unexpected(address.error());
   tunnel::TunnelSettings settings;
@@ -90,20 +118,14 @@ std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
   server->display = profile.upstream.display();
   server->handshake.version = profile.upstream.version;
   server->handshake.credentials = profile.upstream.credentials;
-  // Not fatal when the upstream is down: it may come up later, and flows are refused
-  // cleanly until it does.
-  const tunnel::ProbeResult probe = tunnel::probe_upstream(*server, global.fwmark);
-  if (!probe.unreachable.empty()) {
-    TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
-                server->display.c_str(), probe.unreachable.c_str());
-  } else if (probe.refused) {
-    TS_LOG_WARN("upstream %s refuses our handshake (%s): connections are refused",
-                server->display.c_str(), probe.no_pipelining.c_str());
-  } else if (!probe.no_pipelining.empty()) {
-    TS_LOG_INFO("upstream %s: requests wait for the method selection (%s)", server->display.c_str(),
-                probe.no_pipelining.c_str());
+  if (running != nullptr && same_upstream(*running, *server)) {
+    server->handshake.pipeline_request = running->handshake.pipeline_request;
+  } else {
+    const tunnel::ProbeTimeouts timeouts =
+        running != nullptr ? tunnel::ProbeTimeouts{.connect_ms = 1000} : tunnel::ProbeTimeouts{};
+    server->handshake.pipeline_request =
+        upstream_takes_pipelining(*server, global.fwmark, timeouts);
   }
-  server->handshake.pipeline_request = probe.pipelining;
   settings.flow.upstream = server;
   settings.flow.fwmark = global.fwmark;
   settings.flow.connect_timeout_ms = milliseconds(profile.connect_timeout_s);
@@ -290,7 +312,8 @@ class Service {
         names += (names.empty() ? "" : ", ") + p.name;
       return failure("no profile is named \"" + name + "\" (profiles: " + names + ")");
     }
-    auto settings = tunnel_settings(next_config.global, *next);
+    auto settings =
+        tunnel_settings(next_config.global, *next, tunnel_.flow_settings().upstream.get());
     if (!settings) return failure("profile " + name + ": " + settings.error());
     const bool reset = next->on_switch == config::OnSwitch::reset;
     const std::string previous = launch_.profile;
