@@ -102,14 +102,28 @@ bool same_upstream(const tunnel::Upstream& a, const tunnel::Upstream& b) {
          a.handshake.credentials == b.handshake.credentials;
 }
 
-// The tunnel's settings for `profile`: the upstream resolved and probed, DNS checked against
-// what the upstream can carry. `running`: the upstream of the running profile, when this is
-// a switch. The probe blocks the loop (as the name lookup does), so a switch that keeps the
-// upstream reuses what the running profile learnt, and one that changes it waits at most
-// 1.5 s instead of the 3.5 s allowed at start-up.
+// Sets whether `settings`' upstream gets pipelined requests (see tunnel/upstream_probe.h).
+// `running`: the upstream of the running profile, when this is a switch. The probe blocks
+// the loop (as the name lookup does), so a switch that keeps the upstream reuses what the
+// running profile learnt, and one that changes it waits at most 1.5 s instead of the 3.5 s
+// allowed at start-up.
+void learn_pipelining(tunnel::TunnelSettings& settings, std::uint32_t fwmark,
+                      const tunnel::Upstream* running = nullptr) {
+  auto server = std::make_shared<tunnel::Upstream>(*settings.flow.upstream);
+  if (running != nullptr && same_upstream(*running, *server)) {
+    server->handshake.pipeline_request = running->handshake.pipeline_request;
+  } else {
+    const tunnel::ProbeTimeouts timeouts =
+        running != nullptr ? tunnel::ProbeTimeouts{.connect_ms = 1000} : tunnel::ProbeTimeouts{};
+    server->handshake.pipeline_request = upstream_takes_pipelining(*server, fwmark, timeouts);
+  }
+  settings.flow.upstream = std::move(server);
+}
+
+// The tunnel's settings for `profile`: the upstream resolved, DNS checked against what the
+// upstream can carry.
 std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
-    const config::GlobalSettings& global, const config::Profile& profile,
-    const tunnel::Upstream* running = nullptr) {
+    const config::GlobalSettings& global, const config::Profile& profile) {
   auto address = resolve_upstream(profile.upstream);
   if (!address) return std::unexpected(address.error());
   tunnel::TunnelSettings settings;
@@ -118,14 +132,6 @@ std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
   server->display = profile.upstream.display();
   server->handshake.version = profile.upstream.version;
   server->handshake.credentials = profile.upstream.credentials;
-  if (running != nullptr && same_upstream(*running, *server)) {
-    server->handshake.pipeline_request = running->handshake.pipeline_request;
-  } else {
-    const tunnel::ProbeTimeouts timeouts =
-        running != nullptr ? tunnel::ProbeTimeouts{.connect_ms = 1000} : tunnel::ProbeTimeouts{};
-    server->handshake.pipeline_request =
-        upstream_takes_pipelining(*server, global.fwmark, timeouts);
-  }
   settings.flow.upstream = server;
   settings.flow.fwmark = global.fwmark;
   settings.flow.connect_timeout_ms = milliseconds(profile.connect_timeout_s);
@@ -312,9 +318,9 @@ class Service {
         names += (names.empty() ? "" : ", ") + p.name;
       return failure("no profile is named \"" + name + "\" (profiles: " + names + ")");
     }
-    auto settings =
-        tunnel_settings(next_config.global, *next, tunnel_.flow_settings().upstream.get());
+    auto settings = tunnel_settings(next_config.global, *next);
     if (!settings) return failure("profile " + name + ": " + settings.error());
+    learn_pipelining(*settings, next_config.global.fwmark, tunnel_.flow_settings().upstream.get());
     const bool reset = next->on_switch == config::OnSwitch::reset;
     const std::string previous = launch_.profile;
     tunnel_.reconfigure(std::move(*settings), reset);
@@ -424,6 +430,8 @@ int run(int argc, char** argv) {
                        .checksum_offload = offload.checksum,
                        .segmentation = offload.segmentation,
                        .mtu = device->mtu()};
+  // After the device: a TUN error is the one line printed when there is no device.
+  learn_pipelining(*settings, global.fwmark);
   const tunnel::Upstream& upstream = *settings->flow.upstream;
   TS_LOG_INFO(
       "tun %s up: mtu %d, offload %s; profile %s; upstream %s (%s, requests %s), fwmark 0x%x",
