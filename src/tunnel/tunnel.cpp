@@ -27,6 +27,11 @@ constexpr std::uint64_t kUdpUpstreamCapMs = 60'000;
 // Set-ups of the same datagrams after an upstream limit: one retry is what making room
 // needs; a second covers a close the upstream had not seen yet.
 constexpr int kMaxUdpSetupAttempts = 3;
+// How long a retry waits for the upstream to see the association closed to make room: a
+// server counts a connection until its loop has processed the reset, and a retry dialled
+// at once was refused again within the same millisecond (socksd, 1 run in 2-4 of the
+// fresh-port test).
+constexpr std::uint64_t kUdpRetryDelayMs = 20;
 // An association that neither got an answer last nor moved a datagram for this long may
 // make room for a new one (an application waits for an answer a few seconds at most).
 constexpr std::uint64_t kUdpEvictQuietMs = 1'000;
@@ -369,7 +374,7 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
   return open_session(key, 0);
 }
 
-UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt) {
+UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt, std::uint64_t delay_ms) {
   const std::uint64_t id = next_udp_id_++;
   auto& session = udp_sessions_[key];
   session = std::make_unique<UdpSession>(*this, id, key);
@@ -378,7 +383,7 @@ UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt) {
   TS_LOG_DEBUG("udp id=%llu src=%s opening", static_cast<unsigned long long>(id),
                key.to_string().c_str());
   UdpSession* opened = session.get();
-  opened->start();
+  opened->start(delay_ms);
   return opened;
 }
 
@@ -464,7 +469,7 @@ bool Tunnel::udp_upstream_full(UdpSession& session) {
   // The refused session is inside its own callback: it moves aside and ends by itself.
   udp_closing_.push_back(std::move(found->second));
   udp_sessions_.erase(found);
-  UdpSession* next = open_session(session.app(), session.attempt() + 1);
+  UdpSession* next = open_session(session.app(), session.attempt() + 1, kUdpRetryDelayMs);
   session.hand_over(*next);
   return true;
 }

@@ -160,7 +160,7 @@ class Tunnel final : public FlowHost,
   // association limit is reached (the drop is counted).
   UdpSession* session_for(const net::Endpoint& key);
   // Opens the association for `key` (no other may be in the table for it).
-  UdpSession* open_session(const net::Endpoint& key, int attempt);
+  UdpSession* open_session(const net::Endpoint& key, int attempt, std::uint64_t delay_ms = 0);
   // Closes the association the applications are least likely to miss (never `keep`, never
   // the shared DNS ones, never one that is not idle); false when there is none.
   bool make_udp_room(const UdpSession* keep);

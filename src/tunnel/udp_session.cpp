@@ -190,8 +190,7 @@ UdpSession::~UdpSession() {
   assert(outstanding_ == 0);
 }
 
-void UdpSession::start() {
-  const FlowSettings& settings = host_.flow_settings();
+void UdpSession::start(std::uint64_t delay_ms) {
   uv_loop_t* loop = host_.loop();
   started_ms_ = last_activity_ms_ = uv_now(loop);
   auto& counters = host_.udp_counters();
@@ -201,6 +200,19 @@ void UdpSession::start() {
   // The timer first: from here on close() always has a handle to wait for.
   uv_timer_init(loop, &timer_);
   ++outstanding_;
+  if (delay_ms > 0) {
+    // Datagrams queue meanwhile, as they do while dialling.
+    dial_pending_ = true;
+    uv_timer_start(&timer_, tunnel::on_timer, delay_ms, 0);
+    return;
+  }
+  dial();
+}
+
+void UdpSession::dial() {
+  dial_pending_ = false;
+  const FlowSettings& settings = host_.flow_settings();
+  uv_loop_t* loop = host_.loop();
   auto connecting = connect_upstream(loop, control_, connect_request_, settings, *upstream_server_,
                                      tunnel::on_connect, control_open_);
   if (control_open_) ++outstanding_;
@@ -526,6 +538,8 @@ std::optional<net::Endpoint> UdpSession::reply_from(const socks::Address& addres
 void UdpSession::on_timer() {
   switch (phase_) {
     case Phase::dialing:
+      if (dial_pending_) return dial();
+      [[fallthrough]];
     case Phase::handshaking:
       detail_ =
           "no answer within " + std::to_string(host_.flow_settings().connect_timeout_ms) + " ms";

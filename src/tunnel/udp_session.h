@@ -135,8 +135,9 @@ class UdpSession {
   UdpSession(const UdpSession&) = delete;
   UdpSession& operator=(const UdpSession&) = delete;
 
-  // Dials the upstream. The session may finish (refused) before it returns.
-  void start();
+  // Dials the upstream, at once or after `delay_ms`. The session may finish (refused)
+  // before it returns.
+  void start(std::uint64_t delay_ms = 0);
   // One datagram from the application to `destination`: sent now, queued, or dropped and
   // counted. `name`: the destination is a fake-ip address standing for this name, which
   // the relay is given instead (ATYP 3).
@@ -199,6 +200,7 @@ class UdpSession {
   void on_control_write_done(int status);
   void on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sockaddr* from);
   void on_send_done(int status);
+  void dial();
   void on_timer();
   void on_handle_closed();
   [[nodiscard]] uv_buf_t alloc_buffer();
@@ -244,6 +246,7 @@ class UdpSession {
   bool heard_upstream_ = false;  // any byte on the control connection
   bool last_was_reply_ = false;
   int attempt_ = 0;
+  bool dial_pending_ = false;      // start() was asked to wait before dialling
   std::uint64_t recycled_ = 0;     // times handed to a new application socket
   std::uint64_t exchange_up_ = 0;  // datagrams sent for the current application socket
 
