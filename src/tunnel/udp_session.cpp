@@ -201,8 +201,7 @@ void UdpSession::start(std::uint64_t delay_ms) {
   uv_timer_init(loop, &timer_);
   ++outstanding_;
   if (delay_ms > 0) {
-    // Datagrams queue meanwhile, as they do while dialling.
-    dial_pending_ = true;
+    // Datagrams queue meanwhile, as they do while dialling; on_timer dials.
     uv_timer_start(&timer_, tunnel::on_timer, delay_ms, 0);
     return;
   }
@@ -210,7 +209,6 @@ void UdpSession::start(std::uint64_t delay_ms) {
 }
 
 void UdpSession::dial() {
-  dial_pending_ = false;
   const FlowSettings& settings = host_.flow_settings();
   uv_loop_t* loop = host_.loop();
   auto connecting = connect_upstream(loop, control_, connect_request_, settings, *upstream_server_,
@@ -538,7 +536,8 @@ std::optional<net::Endpoint> UdpSession::reply_from(const socks::Address& addres
 void UdpSession::on_timer() {
   switch (phase_) {
     case Phase::dialing:
-      if (dial_pending_) return dial();
+      // No control connection yet while dialling: start() was asked to wait.
+      if (!control_open_) return dial();
       [[fallthrough]];
     case Phase::handshaking:
       detail_ =

@@ -246,7 +246,6 @@ class UdpSession {
   bool heard_upstream_ = false;  // any byte on the control connection
   bool last_was_reply_ = false;
   int attempt_ = 0;
-  bool dial_pending_ = false;      // start() was asked to wait before dialling
   std::uint64_t recycled_ = 0;     // times handed to a new application socket
   std::uint64_t exchange_up_ = 0;  // datagrams sent for the current application socket
 
