@@ -18,11 +18,13 @@
 //       {"queries","answers","lost","qps","p50_us","p99_us"}; only replies with an ID in
 //       flight, QR set, RCODE 0 and at least one answer count.
 //   udp_bench fresh --connect IP:PORT [--seconds 10] [--window 16] [--size 40]
+//                   [--count N] [--gap-ms MS]
 //       DNS-like traffic from short-lived sockets: every query is one echo datagram from a
 //       new socket (a new source port), which is closed once its reply came or after 1 s
-//       (a timeout; no retry). WINDOW queries in flight. Prints {"window","seconds",
-//       "queries","answers","timeouts","wrong","qps","p50_us","p99_us",...}; only
-//       byte-exact echoes count as answers.
+//       (a timeout; no retry). WINDOW queries in flight; with COUNT, that many queries
+//       (or fewer when the time is up); GAP between one send and the next. Prints
+//       {"window","seconds", "queries","answers","timeouts","wrong","qps","p50_us","p99_us",...};
+//       only byte-exact echoes count as answers.
 //   udp_bench echo --connect IP:PORT [--pps 50000] [--seconds 10] [--size 64] [--tick-us 1000]
 //       Paced echo on one socket: every TICK the datagrams due by then at PPS are sent in
 //       one sendmmsg (a late tick catches up), each numbered with bytes that follow from
@@ -310,6 +312,9 @@ int fresh(const Options& options) {
   const double seconds = static_cast<double>(options.number("--seconds", 10, 1, 3600));
   const auto window = static_cast<std::size_t>(options.number("--window", 16, 1, 1024));
   const auto size = static_cast<std::size_t>(options.number("--size", 40, 9, 1400));
+  // 0: as many as the time allows.
+  const auto count = static_cast<std::uint64_t>(options.number("--count", 0, 0, 100'000'000));
+  const auto gap = std::chrono::milliseconds(options.number("--gap-ms", 0, 0, 10'000));
   struct Query {
     int fd = -1;
     std::uint64_t serial = 0;
@@ -334,13 +339,23 @@ int fresh(const Options& options) {
     ++queries;
   };
   const auto start = Clock::now();
+  auto next_send = start;
   while (seconds_since(start) < seconds) {
-    while (in_flight.size() < window)
+    auto more_to_send = [&] { return count == 0 || queries < count; };
+    if (!more_to_send() && in_flight.empty()) break;
+    while (more_to_send() && in_flight.size() < window && Clock::now() >= next_send) {
       send_one();
+      next_send = Clock::now() + gap;
+    }
     polls.clear();
     for (const Query& query : in_flight)
       polls.push_back({query.fd, POLLIN, 0});
-    ::poll(polls.data(), polls.size(), 10);
+    int wait_ms = 10;
+    if (gap.count() > 0 && in_flight.empty()) {
+      const auto until = std::chrono::ceil<std::chrono::milliseconds>(next_send - Clock::now());
+      wait_ms = static_cast<int>(std::clamp<long long>(until.count(), 0, 10));
+    }
+    ::poll(polls.data(), polls.size(), wait_ms);
     std::vector<Query> still;
     for (std::size_t i = 0; i < in_flight.size(); ++i) {
       Query& query = in_flight[i];
@@ -545,7 +560,8 @@ int main(int argc, char** argv) {
     return dns(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--names"}));
   }
   if (mode == "fresh") {
-    return fresh(Options(argc, argv, 2, {"--connect", "--seconds", "--window", "--size"}));
+    return fresh(Options(argc, argv, 2,
+                         {"--connect", "--seconds", "--window", "--size", "--count", "--gap-ms"}));
   }
   if (mode == "echo") {
     return echo(Options(argc, argv, 2, {"--connect", "--pps", "--seconds", "--size", "--tick-us"}));

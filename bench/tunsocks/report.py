@@ -10,7 +10,8 @@ Raw layout (one directory per measured path: direct, tunsocks-mtu<N>):
   conn_rate.cpu                    {"tunsocks_cpu_s","socksd_cpu_s"} over the conn_rate run
   memory.jsonl                     one line per held-flow count (tunsocks only)
   udp-rtt.json, udp-flood.json,    one JSON line each from bench/tools/udp_bench (rtt,
-  dns.json, udp-fresh.json         flood, dns, fresh); udp-flood.machine: the TUN queue's drops
+  dns.json, udp-fresh.json,        flood, dns, fresh, and fresh one socket at a time);
+  udp-first.json                   udp-flood.machine: the TUN queue's drops
   udp-echo-<pps>.json              udp_bench echo at <pps> datagrams/s
   udp-echo-<pps>.{before,after}    counters around it: TUN queue drops, softnet drops, UDP
                                    errors of each namespace, CPU ticks, tunsocks' counters
@@ -163,6 +164,8 @@ def read_path(directory):
                        "dns": read_json(os.path.join(directory, "dns.json"))}
         if os.path.exists(os.path.join(directory, "udp-fresh.json")):
             path["udp"]["fresh"] = read_json(os.path.join(directory, "udp-fresh.json"))
+        if os.path.exists(os.path.join(directory, "udp-first.json")):
+            path["udp"]["first"] = read_json(os.path.join(directory, "udp-first.json"))
     echo = echo_results(directory)
     if echo:
         path.setdefault("udp", {})["echo"] = echo
@@ -354,6 +357,11 @@ def markdown(report):
     row("UDP new-port query p99 µs", lambda p: dig(p, "udp", "fresh", "p99_us"), 1)
     row("UDP new-port queries timed out (1 s, no retry)",
         lambda p: dig(p, "udp", "fresh", "timeouts"), 0, compare=False)
+    row("UDP first reply to a new socket, one at a time, median µs",
+        lambda p: dig(p, "udp", "first", "p50_us"), 1)
+    row("UDP first reply to a new socket, p99 µs", lambda p: dig(p, "udp", "first", "p99_us"), 1)
+    row("UDP first replies missing (1 s, no retry)",
+        lambda p: dig(p, "udp", "first", "timeouts"), 0, compare=False)
 
     rates = sorted({pps for p in paths.values() for pps in (dig(p, "udp", "echo") or {})})
     for pps in rates:

@@ -27,7 +27,7 @@ struct ProfileKeys {
   std::optional<net::Endpoint> dns_resolver;
   std::optional<UdpPolicy> udp;
   std::optional<double> connect_timeout_s, idle_timeout_s, udp_timeout_s;
-  std::optional<std::uint32_t> max_flows, max_udp_sessions;
+  std::optional<std::uint32_t> max_flows, max_udp_sessions, udp_spares;
   std::optional<bool> answer_ping, udp_recycle;
   std::optional<std::vector<net::Cidr>> include, exclude;
   std::optional<OnSwitch> on_switch;
@@ -71,7 +71,7 @@ ProfileKeys read_profile_keys(const json& object, const std::string& path) {
       object, path,
       {"extends", "upstream", "username", "password", "password_env", "password_file", "dns",
        "dns_resolver", "udp", "connect_timeout_s", "idle_timeout_s", "udp_timeout_s", "max_flows",
-       "max_udp_sessions", "udp_recycle", "answer_ping", "routes", "on_switch"});
+       "max_udp_sessions", "udp_recycle", "udp_spares", "answer_ping", "routes", "on_switch"});
   ProfileKeys keys;
   keys.path = path;
   if (const json* v = find(object, "extends")) {
@@ -149,6 +149,9 @@ ProfileKeys read_profile_keys(const json& object, const std::string& path) {
   if (const json* v = find(object, "udp_recycle")) {
     keys.udp_recycle = read_bool(*v, child(path, "udp_recycle"));
   }
+  if (const json* v = find(object, "udp_spares")) {
+    keys.udp_spares = read_count(*v, child(path, "udp_spares"), 0, kMaxUdpSpares);
+  }
   if (const json* v = find(object, "answer_ping")) {
     keys.answer_ping = read_bool(*v, child(path, "answer_ping"));
   }
@@ -222,6 +225,7 @@ Profile resolve_profile(const std::string& name, const std::map<std::string, Pro
     overlay(profile.max_flows, keys.max_flows);
     overlay(profile.max_udp_sessions, keys.max_udp_sessions);
     overlay(profile.udp_recycle, keys.udp_recycle);
+    overlay(profile.udp_spares, keys.udp_spares);
     overlay(profile.answer_ping, keys.answer_ping);
     overlay(profile.include, keys.include);
     overlay(profile.exclude, keys.exclude);
@@ -451,6 +455,7 @@ std::string describe_effective(const TunsocksConfig& config, const Profile& prof
       {"max_flows", profile.max_flows},
       {"max_udp_sessions", profile.max_udp_sessions},
       {"udp_recycle", profile.udp_recycle},
+      {"udp_spares", profile.udp_spares},
       {"answer_ping", profile.answer_ping},
       {"routes_include", cidrs(profile.include)},
       {"routes_exclude", cidrs(profile.exclude)},

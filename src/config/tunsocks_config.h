@@ -44,6 +44,8 @@ enum class UdpPolicy : std::uint8_t { associate, block };
 // What happens to open flows when the running profile changes to this one.
 enum class OnSwitch : std::uint8_t { keep, reset };
 
+constexpr std::uint32_t kMaxUdpSpares = 64;
+
 struct Profile {
   std::string name;
   std::string extends;           // empty: none
@@ -59,6 +61,8 @@ struct Profile {
   // At max_udp_sessions (or the upstream's limit), an answered association goes to the
   // next new socket instead of being closed and replaced (see configs/tunsocks.md).
   bool udp_recycle = true;
+  // UDP associations set up ahead while UDP is in use (see configs/tunsocks.md).
+  std::uint32_t udp_spares = 4;
   bool answer_ping = false;
   std::vector<net::Cidr> include;  // empty: everything goes to the TUN
   std::vector<net::Cidr> exclude;

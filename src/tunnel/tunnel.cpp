@@ -35,6 +35,8 @@ constexpr std::uint64_t kUdpRetryDelayMs = 20;
 // An association that neither got an answer last nor moved a datagram for this long may
 // make room for a new one (an application waits for an answer a few seconds at most).
 constexpr std::uint64_t kUdpEvictQuietMs = 1'000;
+// After a spare failed, none are set up for this long (see udp_spares_paused_until_ms_).
+constexpr std::uint64_t kUdpSparePauseMs = 5'000;
 constexpr std::uint16_t kDnsPort = 53;
 constexpr std::size_t kDnsHeaderSize = 12;  // ID, flags, four counts (RFC 1035 4.1.1)
 
@@ -353,16 +355,19 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     found = udp_sessions_.end();
   }
   if (found != udp_sessions_.end()) return found->second.get();
-  std::size_t limit = settings_.udp.max_sessions;
-  if (udp_upstream_cap_ != 0 && uv_now(loop_) < udp_upstream_cap_until_ms_) {
-    limit = std::min(limit, udp_upstream_cap_);
+  // The shared DNS associations live long and come one per family: no spares for them.
+  const bool for_socket = key != dns_client_key(key);
+  if (UdpSession* spare = take_spare(key)) {
+    if (for_socket) top_up_spares();
+    return spare;
   }
-  if (udp_counters_.sessions_open >= limit && settings_.udp.recycle) {
+  const std::size_t limit = udp_limit();
+  if (udp_counters_.associations_open() >= limit && settings_.udp.recycle) {
     if (UdpSession* recycled = recycle_session(key)) return recycled;
   }
   // Like a NAT table that is full: an idle association makes room before a new flow is
   // refused (closing ones are not counted; they are gone within a loop turn or two).
-  if (udp_counters_.sessions_open >= limit && !make_udp_room(nullptr)) {
+  if (udp_counters_.associations_open() >= limit && !make_udp_room(nullptr)) {
     udp_counters_.drop(UdpDrop::session_limit);
     return nullptr;
   }
@@ -371,7 +376,51 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     udp_counters_.drop(UdpDrop::session_limit);
     return nullptr;
   }
-  return open_session(key, 0);
+  UdpSession* opened = open_session(key, 0);
+  if (for_socket) top_up_spares();
+  return opened;
+}
+
+std::size_t Tunnel::udp_limit() const {
+  std::size_t limit = settings_.udp.max_sessions;
+  if (udp_upstream_cap_ != 0 && uv_now(loop_) < udp_upstream_cap_until_ms_) {
+    limit = std::min(limit, udp_upstream_cap_);
+  }
+  return limit;
+}
+
+UdpSession* Tunnel::take_spare(const net::Endpoint& key) {
+  // The oldest first: it is the furthest along (ready, most likely).
+  auto usable = std::find_if(udp_spares_.begin(), udp_spares_.end(), [&](const auto& spare) {
+    return spare->phase() != UdpSession::Phase::closing &&
+           &spare->upstream() == settings_.flow.upstream.get();
+  });
+  if (usable == udp_spares_.end()) return nullptr;
+  UdpSession* session = usable->get();
+  TS_LOG_DEBUG("udp id=%llu spare taken by src=%s", static_cast<unsigned long long>(session->id()),
+               key.to_string().c_str());
+  session->adopt(key);
+  udp_sessions_[key] = std::move(*usable);
+  udp_spares_.erase(usable);
+  udp_lru_.splice(udp_lru_.end(), udp_lru_, session->lru_position);
+  return session;
+}
+
+void Tunnel::top_up_spares() {
+  const std::uint64_t now = uv_now(loop_);
+  if (stopping_ || now < udp_spares_paused_until_ms_) return;
+  auto live = static_cast<std::size_t>(std::count_if(
+      udp_spares_.begin(), udp_spares_.end(),
+      [](const auto& spare) { return spare->phase() != UdpSession::Phase::closing; }));
+  while (live < settings_.udp.spares && udp_counters_.associations_open() < udp_limit() &&
+         memory_guard_.admit(now)) {
+    auto& spare = udp_spares_.emplace_back(
+        std::make_unique<UdpSession>(*this, next_udp_id_++, UdpSession::Spare{}));
+    spare->lru_position = udp_lru_.insert(udp_lru_.end(), spare.get());
+    ++live;
+    spare->start();
+    if (uv_now(loop_) < udp_spares_paused_until_ms_) return;  // it failed at once
+  }
 }
 
 UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt, std::uint64_t delay_ms) {
@@ -393,6 +442,13 @@ bool Tunnel::make_udp_room(const UdpSession* keep) {
   // answer (a resolver's socket is closed by then), else one quiet for a while (a reply
   // slower than that is not waited for). Those setting up or closing sit near the recent
   // end or leave within a turn, so the walks are short.
+  // A spare first: no application socket misses it.
+  for (const auto& spare : udp_spares_) {
+    if (spare.get() != keep && spare->phase() != UdpSession::Phase::closing) {
+      spare->stop(UdpEnd::evicted);
+      return true;
+    }
+  }
   auto evictable = [&](const UdpSession* session) {
     return session != keep && session->phase() == UdpSession::Phase::ready &&
            session->app() != dns_client_key(session->app());
@@ -451,7 +507,7 @@ bool Tunnel::udp_upstream_full(UdpSession& session) {
   auto found = udp_sessions_.find(session.app());
   if (found == udp_sessions_.end() || found->second.get() != &session) return false;
   // What the upstream holds of ours, this one not counted: more would be refused again.
-  const std::uint64_t open = udp_counters_.sessions_open - 1;
+  const std::uint64_t open = udp_counters_.associations_open() - 1;
   if (open == 0 || !make_udp_room(&session)) return false;
   const std::size_t cap = static_cast<std::size_t>(open);
   const std::uint64_t now = uv_now(loop_);
@@ -535,7 +591,10 @@ void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
   // Whatever the old upstream said about UDP does not speak for the new one.
   udp_refused_until_ms_ = 0;
   udp_upstream_cap_ = 0;
+  udp_spares_paused_until_ms_ = 0;
   socks4_udp_warned_ = false;
+  for (auto& spare : udp_spares_)
+    spare->stop(UdpEnd::switched);
   if (dns_over_tcp_) {
     dns_over_tcp_->stop();
     dns_over_tcp_retired_.push_back(std::move(dns_over_tcp_));
@@ -588,6 +647,16 @@ void Tunnel::udp_refused(UdpSession& session) {
 
 void Tunnel::udp_finished(UdpSession& session) {
   log_udp_end(session);
+  switch (session.spare() ? session.end_reason() : UdpEnd::none) {
+    case UdpEnd::none:
+    case UdpEnd::idle_timeout:
+    case UdpEnd::evicted:
+    case UdpEnd::switched:
+    case UdpEnd::shutdown:
+      break;
+    default:
+      udp_spares_paused_until_ms_ = uv_now(loop_) + kUdpSparePauseMs;
+  }
   udp_finished_.push_back(&session);
   // Destroyed on the next loop turn, never inside one of its own callbacks.
   uv_idle_start(&reaper_, on_idle);
@@ -599,7 +668,8 @@ void Tunnel::log_udp_end(const UdpSession& session) const {
   TS_LOG_INFO(
       "udp id=%llu src=%s upstream=%s relay=%s reply=%s datagrams_up=%llu datagrams_down=%llu "
       "up=%llu down=%llu recycled=%llu ms=%llu end=%s%s%s",
-      static_cast<unsigned long long>(session.id()), session.app().to_string().c_str(),
+      static_cast<unsigned long long>(session.id()),
+      session.spare() ? "spare" : session.app().to_string().c_str(),
       session.upstream().display.c_str(), session.relay_text().c_str(),
       net::log_token(session.reply_text()).c_str(),
       static_cast<unsigned long long>(session.datagrams_up()),
@@ -681,8 +751,9 @@ void Tunnel::on_reap() {
     if (found != udp_sessions_.end() && found->second.get() == session) {
       udp_sessions_.erase(found);
     } else {
-      std::erase_if(udp_closing_,
-                    [session](const auto& closing) { return closing.get() == session; });
+      auto is_session = [session](const auto& held) { return held.get() == session; };
+      std::erase_if(udp_closing_, is_session);
+      std::erase_if(udp_spares_, is_session);
     }
   }
   maybe_stopped();
@@ -714,6 +785,8 @@ void Tunnel::stop(std::function<void()> done) {
     flow->stop();
   for (auto& [app, session] : udp_sessions_)
     session->stop();
+  for (auto& spare : udp_spares_)
+    spare->stop();
   for (auto& [key, session] : dns_tcp_)
     session->stop();
   if (dns_over_tcp_) dns_over_tcp_->stop();
@@ -722,7 +795,7 @@ void Tunnel::stop(std::function<void()> done) {
 
 void Tunnel::maybe_stopped() {
   if (!stopping_ || !flows_.empty() || !udp_sessions_.empty() || !udp_closing_.empty() ||
-      !dns_tcp_.empty() || (dns_over_tcp_ && !dns_over_tcp_->idle()) ||
+      !udp_spares_.empty() || !dns_tcp_.empty() || (dns_over_tcp_ && !dns_over_tcp_->idle()) ||
       !dns_over_tcp_retired_.empty() || handles_open_ == 0) {
     return;
   }
@@ -790,6 +863,9 @@ std::string Tunnel::counters_json() const {
   json += field("udp_sessions_evicted", udp_counters_.sessions_evicted) + ",";
   json += field("udp_setup_retries", udp_counters_.setup_retries) + ",";
   json += field("udp_sessions_recycled", udp_counters_.sessions_recycled) + ",";
+  json += field("udp_spares_open", udp_counters_.spares_open) + ",";
+  json += field("udp_spares_total", udp_counters_.spares_total) + ",";
+  json += field("udp_spares_taken", udp_counters_.spares_taken) + ",";
   json += field("udp_datagrams_up", udp_counters_.datagrams_up) + ",";
   json += field("udp_datagrams_down", udp_counters_.datagrams_down) + ",";
   json += field("udp_bytes_up", udp_counters_.bytes_up) + ",";

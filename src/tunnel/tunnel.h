@@ -164,6 +164,13 @@ class Tunnel final : public FlowHost,
   // Closes the association the applications are least likely to miss (never `keep`, never
   // the shared DNS ones, never one that is not idle); false when there is none.
   bool make_udp_room(const UdpSession* keep);
+  // max_udp_sessions, or the upstream's limit where it is known.
+  [[nodiscard]] std::size_t udp_limit() const;
+  // A spare of the current upstream for `key`, taken into the table; nullptr when none.
+  UdpSession* take_spare(const net::Endpoint& key);
+  // Sets up spares until UdpSettings::spares are open (below the limits, not while the
+  // upstream recently failed one, see udp_spares_paused_until_ms_).
+  void top_up_spares();
   // At the limit: the least recently active answered association of the current upstream,
   // moved to `key` (UdpSession::recycle); nullptr when there is none.
   UdpSession* recycle_session(const net::Endpoint& key);
@@ -189,6 +196,11 @@ class Tunnel final : public FlowHost,
   std::vector<FlowKey> finished_;
   std::unordered_map<net::Endpoint, std::unique_ptr<UdpSession>, EndpointHash> udp_sessions_;
   std::vector<std::unique_ptr<UdpSession>> udp_closing_;  // replaced while still closing
+  // Associations for no socket yet, oldest first; in udp_lru_ too, out of the table.
+  std::vector<std::unique_ptr<UdpSession>> udp_spares_;
+  // A spare that failed (unreachable, refused, closed by the upstream) pauses new ones for
+  // a while: a failing upstream then costs one attempt per socket, as without spares.
+  std::uint64_t udp_spares_paused_until_ms_ = 0;
   std::vector<const UdpSession*> udp_finished_;
   // Every association in the table or closing, least recently active first (make_udp_room).
   std::list<UdpSession*> udp_lru_;

@@ -186,6 +186,11 @@ UdpSession::UdpSession(UdpHost& host, std::uint64_t id, const net::Endpoint& app
   connect_request_.data = this;
 }
 
+UdpSession::UdpSession(UdpHost& host, std::uint64_t id, Spare)
+    : UdpSession(host, id, net::Endpoint{net::IpAddress::v4(std::uint32_t{0}), 0}) {
+  spare_ = true;
+}
+
 UdpSession::~UdpSession() {
   assert(outstanding_ == 0);
 }
@@ -194,8 +199,8 @@ void UdpSession::start(std::uint64_t delay_ms) {
   uv_loop_t* loop = host_.loop();
   started_ms_ = last_activity_ms_ = uv_now(loop);
   auto& counters = host_.udp_counters();
-  ++counters.sessions_open;
-  ++counters.sessions_total;
+  ++(spare_ ? counters.spares_open : counters.sessions_open);
+  ++(spare_ ? counters.spares_total : counters.sessions_total);
 
   // The timer first: from here on close() always has a handle to wait for.
   uv_timer_init(loop, &timer_);
@@ -488,6 +493,8 @@ void UdpSession::on_relay_read(ssize_t nread, const uv_buf_t* buffer, const sock
   if (phase_ == Phase::closing || (nread == 0 && from == nullptr)) return;
   UdpCounters& counters = host_.udp_counters();
   if (nread == UV_EMSGSIZE) return counters.drop(UdpDrop::bad_reply);
+  // A spare has sent nothing: whatever comes is for no one.
+  if (spare_ && nread >= 0) return counters.drop(UdpDrop::stale_reply);
   if (nread < 0) {
     // On a connected socket this is the relay's port answering "unreachable": the server
     // dropped the association.
@@ -570,6 +577,19 @@ std::vector<UdpSession::Named> UdpSession::recycle(const net::Endpoint& app) {
   return std::exchange(named_, {});
 }
 
+void UdpSession::adopt(const net::Endpoint& app) {
+  assert(spare_ && phase_ != Phase::closing);
+  app_ = app;
+  spare_ = false;
+  // Its idle time counts from now: the timer re-arms itself from this stamp.
+  last_activity_ms_ = uv_now(host_.loop());
+  auto& counters = host_.udp_counters();
+  --counters.spares_open;
+  ++counters.sessions_open;
+  ++counters.spares_taken;
+  ++counters.sessions_total;
+}
+
 void UdpSession::hand_over(UdpSession& next) {
   next.named_ = std::exchange(named_, {});
   for (Queued& queued : std::exchange(queue_, {}))
@@ -582,7 +602,7 @@ void UdpSession::close(UdpEnd reason) {
   phase_ = Phase::closing;
   end_ = reason;
   UdpCounters& counters = host_.udp_counters();
-  --counters.sessions_open;
+  --(spare_ ? counters.spares_open : counters.sessions_open);
   if (!queue_.empty()) counters.drop(UdpDrop::session_closed, queue_.size());
   queue_.clear();
   queue_.shrink_to_fit();

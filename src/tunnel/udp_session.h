@@ -50,8 +50,13 @@ enum class UdpDrop : std::uint8_t {
 [[nodiscard]] std::string_view describe(UdpDrop reason);
 
 struct UdpCounters {
-  std::uint64_t sessions_open = 0;
-  std::uint64_t sessions_total = 0;
+  std::uint64_t sessions_open = 0;   // held by application sockets (and the DNS ones)
+  std::uint64_t sessions_total = 0;  // a taken spare counts from when it is taken
+  std::uint64_t spares_open = 0;     // set up ahead of need (UdpSettings::spares)
+  std::uint64_t spares_total = 0;
+  std::uint64_t spares_taken = 0;  // given to a new application socket
+  // What the upstream holds of ours: the limits count spares too.
+  [[nodiscard]] std::uint64_t associations_open() const { return sessions_open + spares_open; }
   std::uint64_t sessions_evicted = 0;   // idle ones closed to make room for a new one
   std::uint64_t setup_retries = 0;      // associations asked again after an upstream limit
   std::uint64_t sessions_recycled = 0;  // answered ones handed to a new socket at the limit
@@ -81,6 +86,10 @@ struct UdpSettings {
   // memory; the count bounds the per-datagram overhead of many tiny ones.
   std::size_t queue_datagrams = 512;
   std::size_t queue_bytes = 256 * 1024;
+  // Associations set up ahead of need while UDP is in use: a new socket's first datagram
+  // then leaves at once instead of after a TCP connect and a SOCKS exchange with the
+  // upstream (two or three round trips to it). 0: none.
+  std::size_t spares = 4;
 };
 
 // What a session needs from the tunnel that owns it.
@@ -131,6 +140,9 @@ class UdpSession {
   enum class Phase : std::uint8_t { dialing, handshaking, ready, closing };
 
   UdpSession(UdpHost& host, std::uint64_t id, const net::Endpoint& app);
+  // A spare: set up like any association, for no application socket yet (adopt()).
+  struct Spare {};
+  UdpSession(UdpHost& host, std::uint64_t id, Spare);
   ~UdpSession();
   UdpSession(const UdpSession&) = delete;
   UdpSession& operator=(const UdpSession&) = delete;
@@ -162,6 +174,9 @@ class UdpSession {
   // only replies from destinations the new socket sent to: a late reply for the old socket
   // from elsewhere is dropped (stale_reply).
   [[nodiscard]] std::vector<Named> recycle(const net::Endpoint& app);
+  // A spare goes to the application socket `app`: from now on it is an ordinary session.
+  void adopt(const net::Endpoint& app);
+  [[nodiscard]] bool spare() const { return spare_; }
   [[nodiscard]] std::uint64_t recycled() const { return recycled_; }
   // Moves the datagrams waiting for set-up, and the fake-ip names (with the pool entries
   // the host holds for them), to `next`, which replaces this association.
@@ -245,6 +260,7 @@ class UdpSession {
   bool reading_control_ = false;
   bool heard_upstream_ = false;  // any byte on the control connection
   bool last_was_reply_ = false;
+  bool spare_ = false;
   int attempt_ = 0;
   std::uint64_t recycled_ = 0;     // times handed to a new application socket
   std::uint64_t exchange_up_ = 0;  // datagrams sent for the current application socket

@@ -139,6 +139,7 @@ std::expected<tunnel::TunnelSettings, std::string> tunnel_settings(
   settings.udp.idle_timeout_ms = milliseconds(profile.udp_timeout_s);
   settings.udp.max_sessions = profile.max_udp_sessions;
   settings.udp.recycle = profile.udp_recycle;
+  settings.udp.spares = profile.udp_spares;
   settings.max_flows = profile.max_flows;
   settings.dns = profile.dns;
   settings.dns_server = profile.dns_resolver;

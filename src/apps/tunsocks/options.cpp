@@ -58,6 +58,9 @@ Options (without --config):
                           that only talked to port 53 end after at most 10)
   --max-udp-sessions N    at most N UDP associations; datagrams of new application
                           sockets beyond that are dropped and counted (default: 1024)
+  --udp-spares N          while UDP is in use, keep N associations set up ahead, so a
+                          new socket's first datagram does not wait for a connect and
+                          a SOCKS exchange with the upstream (default: 4; 0 = none)
   --dns MODE              DNS queries (port 53) entering the TUN: fake-ip (default)
                           answers A/AAAA (UDP and TCP) from 198.18.0.0/15 and
                           fc00::/96 and sends flows to those addresses upstream by
@@ -214,6 +217,9 @@ Launch parse_run_options(int argc, char** argv) {
       profile.max_udp_sessions =
           static_cast<std::uint32_t>(parse_unsigned(flag, value(), 1'000'000));
       if (profile.max_udp_sessions == 0) usage_error("--max-udp-sessions must be > 0");
+    } else if (flag == "--udp-spares") {
+      profile.udp_spares =
+          static_cast<std::uint32_t>(parse_unsigned(flag, value(), config::kMaxUdpSpares));
     } else if (flag == "--dns-resolver") {
       profile.dns_resolver = or_usage_error(flag, config::parse_resolver(value()));
     } else if (flag == "--answer-ping") {

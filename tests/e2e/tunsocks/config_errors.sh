@@ -33,7 +33,7 @@ expect_config_error() {
 expect_config_error '{"profiles": {"a": {'"$good"', "dns": "magic"}}}' \
   "$cfg: /profiles/a/dns: expected \"fake-ip\", \"forward\", \"tcp\" or \"off\", got \"magic\""
 expect_config_error '{"profiles": {"a": {'"$good"', "colour": "red"}}}' \
-  "$cfg: /profiles/a/colour: unknown key (expected one of: extends, upstream, username, password, password_env, password_file, dns, dns_resolver, udp, connect_timeout_s, idle_timeout_s, udp_timeout_s, max_flows, max_udp_sessions, udp_recycle, answer_ping, routes, on_switch)"
+  "$cfg: /profiles/a/colour: unknown key (expected one of: extends, upstream, username, password, password_env, password_file, dns, dns_resolver, udp, connect_timeout_s, idle_timeout_s, udp_timeout_s, max_flows, max_udp_sessions, udp_recycle, udp_spares, answer_ping, routes, on_switch)"
 expect_config_error '{"tun": {"mtu": "big"}, "profiles": {"a": {'"$good"'}}}' \
   "$cfg: /tun/mtu: expected an integer 576..65535, got a string \"big\""
 expect_config_error '{"profiles": {"a": {'"$good"', "routes": {"exclude": ["10.0.0.0/8", "fd00::/129"]}}}}' \

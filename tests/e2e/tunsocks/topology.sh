@@ -282,6 +282,17 @@ expect_lwip_back() {
   echo "$now"
 }
 
+# until_udp_idle NAME SECONDS: poll tunsocks NAME's counters until no UDP association is
+# open, neither an application socket's nor a spare (udp_sessions_open, udp_spares_open).
+until_udp_idle() {
+  local name=$1 pid_var="${1}_pid"
+  wait_for "$2" bash -c "kill -USR1 ${!pid_var}; sleep 0.3; grep 'counters {' '$E2E_TMP/$name.log' | tail -n 1 | grep '\"udp_sessions_open\":0,' | grep -q '\"udp_spares_open\":0,'" ||
+    fail "UDP associations still open after ${2}s: $(tunsocks_counters "$name")"
+}
+# unused_spares JSON: spare associations no socket took. Each was one more association for
+# the upstream and ends with one more udp line (src=spare).
+unused_spares() { echo $(($(json_get "$1" udp_spares_total) - $(json_get "$1" udp_spares_taken))); }
+
 # json_get JSON KEY: one value of a counters JSON (KEY may be a.b for nested).
 json_get() {
   "$SYSTEM_PYTHON" -c '

@@ -11,7 +11,8 @@
 # Asserts: every exchange answered byte-exact (udp_flows.py compares the bytes); a new
 # flow after them answered within a second; the counters add up (associations opened or
 # recycled = flows + retries, datagrams each way = flows, nothing dropped, one log line
-# per ended association, evictions and retries matching their counters); and once the idle
+# per ended association, spares no socket took included, evictions and retries matching
+# their counters); and once the idle
 # timeout (the default 60 s) has passed, no association is open and tunsocks' and
 # socksd's descriptor counts (/proc/PID/fd) are back to where they were before the load.
 # UDP_FRESH_TIMEOUT=N runs tunsocks with --udp-timeout N instead (quicker by hand).
@@ -29,12 +30,8 @@ sleep 1 # the kernel's own first packets on the new TUN (IPv6 RS, MLD) are not o
 
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 fd_list() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%f -> %l\n' | sort -n; }
-# until_none_open SECONDS: poll the counters until no association is open.
-until_none_open() {
-  wait_for "$1" bash -c "kill -USR1 $ts_pid; sleep 0.5; grep 'counters {' '$E2E_TMP/ts.log' | tail -n 1 | grep -q '\"udp_sessions_open\":0,'" ||
-    fail "associations still open after ${1}s: $(tunsocks_counters ts)"
-}
-ended_lines() { grep -c "udp id=[0-9]* .* end=$1" "$E2E_TMP/ts.log" || true; }
+# Lines of associations that sockets held (a spare no socket took logs src=spare).
+ended_lines() { grep -c "udp id=[0-9]* src=[^s].* end=$1" "$E2E_TMP/ts.log" || true; }
 
 # The start values, before any association. The first association's control connection
 # makes libuv open one more descriptor (/dev/null: its reserve for EMFILE) that it keeps
@@ -71,11 +68,13 @@ recycled=$(delta udp_sessions_recycled)
 (($(json_get "$c1" udp_sessions_open) <= 1024)) || fail "more associations open than the limit: $c1"
 
 # Every association ends, by the idle timeout at the latest; then nothing is left behind.
-until_none_open "$((${UDP_FRESH_TIMEOUT:-60} + 30))"
+until_udp_idle ts "$((${UDP_FRESH_TIMEOUT:-60} + 30))"
 c2=$(tunsocks_counters ts)
 total=$(($(json_get "$c2" udp_sessions_total)))
-ended=$(grep -c 'udp id=[0-9]* .* end=' "$E2E_TMP/ts.log" || true)
+ended=$(ended_lines "")
 ((ended == total)) || fail "$ended association end lines, $total associations opened"
+spares=$(grep -c 'udp id=[0-9]* src=spare .* end=' "$E2E_TMP/ts.log" || true)
+((spares == $(unused_spares "$c2"))) || fail "$spares spare end lines, $(unused_spares "$c2") spares not taken: $c2"
 (($(ended_lines evicted) == $(json_get "$c2" udp_sessions_evicted))) ||
   fail "$(ended_lines evicted) end=evicted lines, udp_sessions_evicted $(json_get "$c2" udp_sessions_evicted)"
 (($(ended_lines retried) == $(json_get "$c2" udp_setup_retries))) ||

@@ -37,8 +37,7 @@ log "at the limit: $limited refused, $recycled recycled, $evicted evicted"
 opened=$(($(json_get "$c1" udp_sessions_total) - $(json_get "$c0" udp_sessions_total)))
 ((opened >= 100)) || fail "only $opened associations were opened: $c1"
 
-wait_for 15 bash -c "grep 'counters {' '$E2E_TMP/ts.log' >/dev/null; kill -USR1 $ts_pid; sleep 0.5; grep 'counters {' '$E2E_TMP/ts.log' | tail -n 1 | grep -q '\"udp_sessions_open\":0,'" ||
-  fail "associations did not all end: $(tunsocks_counters ts)"
+until_udp_idle ts 15
 c2=$(tunsocks_counters ts)
 log "after the idle timeout: $c2"
 ends=$(grep -c 'udp id=.* end=idle_timeout' "$E2E_TMP/ts.log" || true)

@@ -37,7 +37,7 @@ const std::string kTwo = R"({
     "home": {"upstream": "socks5h://10.0.0.1:1080", "routes": {"exclude": ["192.168.0.0/16"]}},
     "work": {"extends": "home", "upstream": "socks5://u:p@10.0.0.2:1081", "dns": "forward",
              "dns_resolver": "10.0.0.53", "on_switch": "reset", "idle_timeout_s": 0,
-             "udp_recycle": false}
+             "udp_recycle": false, "udp_spares": 0}
   }
 })";
 
@@ -60,6 +60,7 @@ TEST_CASE("defaults, a single profile needs no default_profile") {
   CHECK(profile.idle_timeout_s == 3600);
   CHECK(profile.max_udp_sessions == 1024);
   CHECK(profile.udp_recycle);
+  CHECK(profile.udp_spares == 4);
   CHECK(profile.include.empty());
   CHECK(config.find("other") == nullptr);
 }
@@ -78,6 +79,8 @@ TEST_CASE("extends: the child overrides, inherits the rest, credentials follow t
   CHECK(work.on_switch == OnSwitch::reset);
   CHECK_FALSE(work.udp_recycle);
   CHECK(config.find("home")->udp_recycle);
+  CHECK(work.udp_spares == 0);
+  CHECK(config.find("home")->udp_spares == 4);
   CHECK(work.idle_timeout_s == 0);
   REQUIRE(work.exclude.size() == 1);  // inherited
   CHECK(work.exclude[0].to_string() == "192.168.0.0/16");
@@ -121,6 +124,8 @@ TEST_CASE("every error class names file, JSON path and what was expected") {
       parse_ok(R"({"tun": {"offload": false}, "profiles": {"a": {)" + p + "}}}").global.offload);
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "udp_recycle": "no"}}})") ==
         "t.json: /profiles/a/udp_recycle: expected true or false, got a string \"no\"");
+  CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "udp_spares": 65}}})") ==
+        "t.json: /profiles/a/udp_spares: expected an integer 0..64, got an integer 65");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "answer_ping": 1}}})") ==
         "t.json: /profiles/a/answer_ping: expected true or false, got an integer 1");
   CHECK(error_of(R"({"profiles": {"a": {)" + p + R"(, "routes": {"include": ["10.0.0.0/33"]}}}})")

@@ -205,6 +205,69 @@ TEST_CASE("queued_datagram_round_trip_then_idle_timeout") {
   finish(&loop, upstream);
 }
 
+TEST_CASE("a_spare_is_set_up_for_no_socket_then_serves_the_one_that_adopts_it") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ScriptedUpstream upstream(&loop, 0);
+  LoopHost host(&loop, upstream.listen_address);
+  host.udp_.idle_timeout_ms = 60'000;
+  host.udp_.dns_idle_timeout_ms = 60'000;
+  auto session = std::make_unique<UdpSession>(host, 1, UdpSession::Spare{});
+  session->start();
+  CHECK(session->spare());
+  CHECK(host.counters_.spares_open == 1);
+  CHECK(host.counters_.spares_total == 1);
+  CHECK(host.counters_.sessions_open == 0);
+  CHECK(host.counters_.sessions_total == 0);
+  run_until(
+      &loop, [&] { return session->phase() == UdpSession::Phase::ready; }, 3000);
+  REQUIRE(session->phase() == UdpSession::Phase::ready);
+
+  session->adopt(kApp);
+  CHECK_FALSE(session->spare());
+  CHECK(session->app() == kApp);
+  CHECK(host.counters_.spares_open == 0);
+  CHECK(host.counters_.spares_taken == 1);
+  CHECK(host.counters_.sessions_open == 1);
+  CHECK(host.counters_.sessions_total == 1);
+  const Bytes hello = {'s', 'p', 'a', 'r', 'e'};
+  session->send(kRemote, hello);  // sent at once: nothing queued
+  CHECK(session->datagrams_up() == 1);
+  run_until(
+      &loop, [&] { return !host.replies_.empty(); }, 3000);
+  REQUIRE(host.replies_.size() == 1);
+  CHECK(host.replies_[0].source == kRemote);
+  CHECK(host.replies_[0].destination == kApp);
+  CHECK(host.replies_[0].payload == hello);
+  session->stop();
+  run_until(
+      &loop, [&] { return host.finished_; }, 3000);
+  CHECK(host.counters_.sessions_open == 0);
+  CHECK(host.counters_.spares_open == 0);
+  session.reset();
+  finish(&loop, upstream);
+}
+
+TEST_CASE("a_spare_no_socket_takes_ends_idle_and_counts_as_a_spare_only") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ScriptedUpstream upstream(&loop, 0);
+  LoopHost host(&loop, upstream.listen_address);
+  auto session = std::make_unique<UdpSession>(host, 1, UdpSession::Spare{});
+  session->start();
+  run_until(
+      &loop, [&] { return host.finished_; }, 3000);
+  CHECK(host.finished_);
+  CHECK(session->end_reason() == UdpEnd::idle_timeout);
+  CHECK(session->spare());
+  CHECK(host.counters_.spares_open == 0);
+  CHECK(host.counters_.spares_total == 1);
+  CHECK(host.counters_.spares_taken == 0);
+  CHECK(host.counters_.sessions_total == 0);
+  session.reset();
+  finish(&loop, upstream);
+}
+
 TEST_CASE("refused_udp_associate_drops_the_queue_and_tells_the_host") {
   uv_loop_t loop;
   uv_loop_init(&loop);
