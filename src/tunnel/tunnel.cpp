@@ -37,6 +37,11 @@ constexpr std::uint64_t kUdpRetryDelayMs = 20;
 constexpr std::uint64_t kUdpEvictQuietMs = 1'000;
 // After a spare failed, none are set up for this long (see udp_spares_paused_until_ms_).
 constexpr std::uint64_t kUdpSparePauseMs = 5'000;
+// Spares are set up this long after a socket took one (or opened its own): at once, their
+// TCP connects and SOCKS exchanges (in tunsocks and in the upstream) came before the
+// datagram that took the spare, on its way to the relay and back, and ate what the spare
+// saved (first replies through socksd: 550 us either way, with or without spares).
+constexpr std::uint64_t kUdpSpareDelayMs = 2;
 constexpr std::uint16_t kDnsPort = 53;
 constexpr std::size_t kDnsHeaderSize = 12;  // ID, flags, four counts (RFC 1035 4.1.1)
 
@@ -68,6 +73,9 @@ void on_poll(uv_poll_t* poll, int status, int) {
 void on_idle(uv_idle_t* idle) {
   tunnel_of(idle->data)->on_reap();
 }
+void on_spare_timer(uv_timer_t* timer) {
+  tunnel_of(timer->data)->top_up_spares();
+}
 
 }  // namespace
 
@@ -96,6 +104,7 @@ Tunnel::Tunnel(uv_loop_t* loop, int tun_fd, TunnelSettings settings)
       fake_ips_(settings_.fake_ip_capacity) {
   poll_.data = this;
   reaper_.data = this;
+  spare_timer_.data = this;
   if (settings_.dns == DnsMode::tcp && settings_.dns_server) {
     dns_over_tcp_ = std::make_unique<DnsTcpUpstream>(*this, *settings_.dns_server);
   }
@@ -108,6 +117,8 @@ int Tunnel::start() {
   if (status < 0) return status;
   ++handles_open_;
   uv_idle_init(loop_, &reaper_);
+  ++handles_open_;
+  uv_timer_init(loop_, &spare_timer_);
   ++handles_open_;
   return uv_poll_start(&poll_, UV_READABLE, on_poll);
 }
@@ -358,7 +369,7 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
   // The shared DNS associations live long and come one per family: no spares for them.
   const bool for_socket = key != dns_client_key(key);
   if (UdpSession* spare = take_spare(key)) {
-    if (for_socket) top_up_spares();
+    if (for_socket) schedule_spares();
     return spare;
   }
   const std::size_t limit = udp_limit();
@@ -377,7 +388,7 @@ UdpSession* Tunnel::session_for(const net::Endpoint& key) {
     return nullptr;
   }
   UdpSession* opened = open_session(key, 0);
-  if (for_socket) top_up_spares();
+  if (for_socket) schedule_spares();
   return opened;
 }
 
@@ -404,6 +415,13 @@ UdpSession* Tunnel::take_spare(const net::Endpoint& key) {
   udp_spares_.erase(usable);
   udp_lru_.splice(udp_lru_.end(), udp_lru_, session->lru_position);
   return session;
+}
+
+void Tunnel::schedule_spares() {
+  if (settings_.udp.spares == 0 || uv_is_active(reinterpret_cast<uv_handle_t*>(&spare_timer_))) {
+    return;
+  }
+  uv_timer_start(&spare_timer_, on_spare_timer, kUdpSpareDelayMs, 0);
 }
 
 void Tunnel::top_up_spares() {
@@ -806,6 +824,8 @@ void Tunnel::maybe_stopped() {
   stack_.close();
   auto* poll = reinterpret_cast<uv_handle_t*>(&poll_);
   auto* reaper = reinterpret_cast<uv_handle_t*>(&reaper_);
+  auto* spare_timer = reinterpret_cast<uv_handle_t*>(&spare_timer_);
+  if (!uv_is_closing(spare_timer)) uv_close(spare_timer, on_closed);
   if (!uv_is_closing(poll)) uv_close(poll, on_closed);
   if (!uv_is_closing(reaper)) uv_close(reaper, on_closed);
 }

@@ -151,6 +151,9 @@ class Tunnel final : public FlowHost,
   // Trampolines' entry points.
   void on_readable();
   void on_reap();
+  // Sets up spares until UdpSettings::spares are open (below the limits, not while the
+  // upstream recently failed one, see udp_spares_paused_until_ms_).
+  void top_up_spares();
 
  private:
   void handle_tcp(const PacketInfo& info, PacketView packet, bool checksum_trusted);
@@ -168,9 +171,8 @@ class Tunnel final : public FlowHost,
   [[nodiscard]] std::size_t udp_limit() const;
   // A spare of the current upstream for `key`, taken into the table; nullptr when none.
   UdpSession* take_spare(const net::Endpoint& key);
-  // Sets up spares until UdpSettings::spares are open (below the limits, not while the
-  // upstream recently failed one, see udp_spares_paused_until_ms_).
-  void top_up_spares();
+  // top_up_spares() shortly (kUdpSpareDelayMs), unless already due.
+  void schedule_spares();
   // At the limit: the least recently active answered association of the current upstream,
   // moved to `key` (UdpSession::recycle); nullptr when there is none.
   UdpSession* recycle_session(const net::Endpoint& key);
@@ -192,6 +194,7 @@ class Tunnel final : public FlowHost,
   LwipStack stack_;
   uv_poll_t poll_{};
   uv_idle_t reaper_{};
+  uv_timer_t spare_timer_{};
   std::unordered_map<FlowKey, std::unique_ptr<TcpFlow>, FlowKeyHash> flows_;
   std::vector<FlowKey> finished_;
   std::unordered_map<net::Endpoint, std::unique_ptr<UdpSession>, EndpointHash> udp_sessions_;

@@ -89,9 +89,9 @@ void print_status(const nlohmann::json& reply) {
               counters.value("flows_total", 0ULL), counters.value("flows_refused", 0ULL));
   std::printf("bytes     %s up, %s down\n", human_bytes(counters.value("bytes_up", 0ULL)).c_str(),
               human_bytes(counters.value("bytes_down", 0ULL)).c_str());
-  std::printf("udp       %llu associations open, %llu datagrams up, %llu down\n",
-              counters.value("udp_sessions_open", 0ULL), counters.value("udp_datagrams_up", 0ULL),
-              counters.value("udp_datagrams_down", 0ULL));
+  std::printf("udp       %llu associations open (and %llu spare), %llu datagrams up, %llu down\n",
+              counters.value("udp_sessions_open", 0ULL), counters.value("udp_spares_open", 0ULL),
+              counters.value("udp_datagrams_up", 0ULL), counters.value("udp_datagrams_down", 0ULL));
   std::printf("queries   %llu answered (fake-ip), %llu forwarded\n",
               counters.value("dns_answered", 0ULL), counters.value("dns_forwarded", 0ULL));
 }
