@@ -601,6 +601,16 @@ void Tunnel::on_dns_tcp_closed() {
   maybe_stopped();
 }
 
+void Tunnel::update_upstream(std::shared_ptr<const Upstream> next) {
+  settings_.flow.upstream = std::move(next);
+  stop_spares();
+}
+
+void Tunnel::stop_spares() {
+  for (auto& spare : udp_spares_)
+    spare->stop(UdpEnd::switched);
+}
+
 void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
   if (stopping_) return;
   next.framing = settings_.framing;
@@ -611,8 +621,7 @@ void Tunnel::reconfigure(TunnelSettings next, bool reset_open) {
   udp_upstream_cap_ = 0;
   udp_spares_paused_until_ms_ = 0;
   socks4_udp_warned_ = false;
-  for (auto& spare : udp_spares_)
-    spare->stop(UdpEnd::switched);
+  stop_spares();
   if (dns_over_tcp_) {
     dns_over_tcp_->stop();
     dns_over_tcp_retired_.push_back(std::move(dns_over_tcp_));

@@ -102,6 +102,9 @@ class Tunnel final : public FlowHost,
   // mappings stay (a flow to an address handed out earlier still goes by its name), as do
   // the MTU and the pool size, which only a restart changes.
   void reconfigure(TunnelSettings next, bool reset_open);
+  // New flows and associations use `next`, which names the running upstream with more
+  // learnt about it (a probe's answer); open ones keep theirs. Its spares end.
+  void update_upstream(std::shared_ptr<const Upstream> next);
 
   // Counters as one JSON object (for SIGUSR1 and the control socket).
   [[nodiscard]] std::string counters_json() const;
@@ -171,6 +174,8 @@ class Tunnel final : public FlowHost,
   [[nodiscard]] std::size_t udp_limit() const;
   // A spare of the current upstream for `key`, taken into the table; nullptr when none.
   UdpSession* take_spare(const net::Endpoint& key);
+  // Ends the spares: they were set up for an upstream no longer in force as it was.
+  void stop_spares();
   // top_up_spares() shortly (kUdpSpareDelayMs), unless already due.
   void schedule_spares();
   // At the limit: the least recently active answered association of the current upstream,

@@ -8,8 +8,9 @@
 // that never comes. Pipelining saves each new flow one round trip to the upstream and a
 // read and a write on each side; it is used only where the upstream answered.
 //
-// Blocking (poll with timeouts), like the name lookup before it: it runs at start-up and
-// when the running profile changes, not per flow.
+// Blocking (poll with timeouts): at start-up, before any flow, like the name lookup; after
+// a switch to another upstream on libuv's thread pool, while the loop serves (requests go
+// in turn until the answer comes).
 #pragma once
 
 #include <cstdint>

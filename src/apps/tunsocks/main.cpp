@@ -78,11 +78,10 @@ const char* offload_name(const platform::TunOffload& offload) {
   return offload.vnet_header ? "none (refused by the kernel)" : "off";
 }
 
-// Probes `server` (see tunnel/upstream_probe.h) and says what it found. Not fatal when the
-// upstream is down: it may come up later, and flows are refused cleanly until it does.
-bool upstream_takes_pipelining(const tunnel::Upstream& server, std::uint32_t fwmark,
-                               tunnel::ProbeTimeouts timeouts) {
-  const tunnel::ProbeResult probe = tunnel::probe_upstream(server, fwmark, timeouts);
+// Says what probing `server` found (see tunnel/upstream_probe.h); whether it takes
+// pipelined requests. Not fatal when the upstream is down: it may come up later, and flows
+// are refused cleanly until it does.
+bool report_probe(const tunnel::Upstream& server, const tunnel::ProbeResult& probe) {
   if (!probe.unreachable.empty()) {
     TS_LOG_WARN("upstream %s is not reachable now (%s): connections are refused until it is",
                 server.display.c_str(), probe.unreachable.c_str());
@@ -102,21 +101,12 @@ bool same_upstream(const tunnel::Upstream& a, const tunnel::Upstream& b) {
          a.handshake.credentials == b.handshake.credentials;
 }
 
-// Sets whether `settings`' upstream gets pipelined requests (see tunnel/upstream_probe.h).
-// `running`: the upstream of the running profile, when this is a switch. The probe blocks
-// the loop (as the name lookup does), so a switch that keeps the upstream reuses what the
-// running profile learnt, and one that changes it waits at most 1.5 s instead of the 3.5 s
-// allowed at start-up.
-void learn_pipelining(tunnel::TunnelSettings& settings, std::uint32_t fwmark,
-                      const tunnel::Upstream* running = nullptr) {
+// Sets whether `settings`' upstream gets pipelined requests: at start-up by probing it
+// (before any flow, so blocking is fine); see Service::probe_in_background for a switch.
+void learn_pipelining(tunnel::TunnelSettings& settings, std::uint32_t fwmark) {
   auto server = std::make_shared<tunnel::Upstream>(*settings.flow.upstream);
-  if (running != nullptr && same_upstream(*running, *server)) {
-    server->handshake.pipeline_request = running->handshake.pipeline_request;
-  } else {
-    const tunnel::ProbeTimeouts timeouts =
-        running != nullptr ? tunnel::ProbeTimeouts{.connect_ms = 1000} : tunnel::ProbeTimeouts{};
-    server->handshake.pipeline_request = upstream_takes_pipelining(*server, fwmark, timeouts);
-  }
+  server->handshake.pipeline_request =
+      report_probe(*server, tunnel::probe_upstream(*server, fwmark));
   settings.flow.upstream = std::move(server);
 }
 
@@ -254,6 +244,45 @@ class Service {
     return *launch_.config.find(launch_.profile);
   }
 
+  // Probes `upstream`, the running one, on libuv's thread pool: the loop goes on serving
+  // meanwhile (a dead upstream would hold it for the whole connect timeout). When the
+  // answer comes and `upstream` still runs, new flows get what was learnt.
+  void probe_in_background(std::shared_ptr<const tunnel::Upstream> upstream, std::uint32_t fwmark) {
+    struct Probe {
+      uv_work_t request{};
+      Service* service = nullptr;
+      std::shared_ptr<const tunnel::Upstream> upstream;
+      std::uint32_t fwmark = 0;
+      tunnel::ProbeResult result;
+    };
+    auto probe = std::make_unique<Probe>();
+    probe->request.data = probe.get();
+    probe->service = this;
+    probe->upstream = std::move(upstream);
+    probe->fwmark = fwmark;
+    auto work = [](uv_work_t* request) {
+      auto* p = static_cast<Probe*>(request->data);
+      p->result = tunnel::probe_upstream(*p->upstream, p->fwmark);
+    };
+    auto done = [](uv_work_t* request, int status) {
+      std::unique_ptr<Probe> p(static_cast<Probe*>(request->data));
+      if (status < 0) return;
+      p->service->probe_done(p->upstream, p->result);
+    };
+    if (uv_queue_work(loop_, &probe->request, work, done) == 0) probe.release();
+  }
+
+  void probe_done(const std::shared_ptr<const tunnel::Upstream>& probed,
+                  const tunnel::ProbeResult& result) {
+    // Stale when another switch came first: its own probe speaks for its upstream.
+    if (stopping_ || tunnel_.flow_settings().upstream != probed) return;
+    if (!report_probe(*probed, result)) return;
+    auto server = std::make_shared<tunnel::Upstream>(*probed);
+    server->handshake.pipeline_request = true;
+    tunnel_.update_upstream(std::move(server));
+    TS_LOG_INFO("upstream %s: requests pipelined from now on", probed->display.c_str());
+  }
+
   void watch(uv_signal_t& signal, int signum) {
     uv_signal_init(loop_, &signal);
     signal.data = this;
@@ -321,10 +350,20 @@ class Service {
     }
     auto settings = tunnel_settings(next_config.global, *next);
     if (!settings) return failure("profile " + name + ": " + settings.error());
-    learn_pipelining(*settings, next_config.global.fwmark, tunnel_.flow_settings().upstream.get());
+    // A switch that keeps the upstream keeps what was learnt about it; a new one gets
+    // requests in turn (what every server takes) until the probe says more.
+    const tunnel::Upstream& running = *tunnel_.flow_settings().upstream;
+    const bool new_upstream = !same_upstream(running, *settings->flow.upstream);
+    if (!new_upstream) {
+      auto server = std::make_shared<tunnel::Upstream>(*settings->flow.upstream);
+      server->handshake.pipeline_request = running.handshake.pipeline_request;
+      settings->flow.upstream = std::move(server);
+    }
     const bool reset = next->on_switch == config::OnSwitch::reset;
     const std::string previous = launch_.profile;
     tunnel_.reconfigure(std::move(*settings), reset);
+    if (new_upstream)
+      probe_in_background(tunnel_.flow_settings().upstream, next_config.global.fwmark);
     if (&next_config != &launch_.config) launch_.config = next_config;
     launch_.profile = name;
     TS_LOG_INFO("profile %s -> %s: upstream %s, dns %s; open flows %s", previous.c_str(),

@@ -3,7 +3,8 @@
 #  - two socksd upstreams (ports 1080 and 1081, separate logs), profiles "a" and "b";
 #  - a long download (rate-limited, 24 MiB) starts on profile a; `tunsocks ctl switch b`;
 #    the download completes byte-exact through a, and new connections after the switch
-#    appear only in b's log (and none of them in a's);
+#    appear only in b's log (and none of them in a's); b's socksd is probed in the
+#    background after the switch and found to take pipelined requests (logged);
 #  - ctl status names the profile, upstream and counters; ctl flows lists the open flow;
 #    the control socket is mode 0600;
 #  - a reload with a broken file is refused with its one-line error and changes nothing;
@@ -75,6 +76,7 @@ grep -q "switched to b" <<<"$out" || fail "unexpected switch answer: $out"
 kill -0 "$dl_pid" 2>/dev/null || fail "the download ended before the switch: the test did not test a switch"
 st=$(ctl status)
 grep -q '^profile   b' <<<"$st" || fail "status does not name profile b after the switch: $st"
+wait_for_log ts "upstream socks5://$PROXY_IP4:1081: requests pipelined from now on" 10
 
 for i in 1 2 3; do
   got=$(in_client curl -sS --max-time 10 "$url2/small") || fail "fetch $i after the switch failed"
