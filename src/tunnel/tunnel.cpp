@@ -455,11 +455,6 @@ UdpSession* Tunnel::open_session(const net::Endpoint& key, int attempt, std::uin
 }
 
 bool Tunnel::make_udp_room(const UdpSession* keep) {
-  const std::uint64_t now = uv_now(loop_);
-  // The least recently active association that is idle: first one whose exchange got its
-  // answer (a resolver's socket is closed by then), else one quiet for a while (a reply
-  // slower than that is not waited for). Those setting up or closing sit near the recent
-  // end or leave within a turn, so the walks are short.
   // A spare first: no application socket misses it.
   for (const auto& spare : udp_spares_) {
     if (spare.get() != keep && spare->phase() != UdpSession::Phase::closing) {
@@ -467,6 +462,11 @@ bool Tunnel::make_udp_room(const UdpSession* keep) {
       return true;
     }
   }
+  const std::uint64_t now = uv_now(loop_);
+  // The least recently active association that is idle: first one whose exchange got its
+  // answer (a resolver's socket is closed by then), else one quiet for a while (a reply
+  // slower than that is not waited for). Those setting up or closing sit near the recent
+  // end or leave within a turn, so the walks are short.
   auto evictable = [&](const UdpSession* session) {
     return session != keep && session->phase() == UdpSession::Phase::ready &&
            session->app() != dns_client_key(session->app());
