@@ -27,6 +27,7 @@
 #include "server/limits.h"
 #include "server/policy.h"
 #include "server/session.h"
+#include "server/udp_association.h"
 
 namespace tunsocks::server {
 
@@ -65,6 +66,7 @@ class Server {
   [[nodiscard]] const Authenticator& authenticator() const { return authenticator_; }
   [[nodiscard]] Counters& counters() { return counters_; }
   [[nodiscard]] net::BufferPool& pool() { return pool_; }
+  [[nodiscard]] UdpShared& udp_shared() { return udp_shared_; }
   // close() was called: the session no longer counts against the limits.
   void session_closed(Session& session);
   // Nothing of the session is in flight any more: destroy it on a later loop turn.
@@ -95,6 +97,7 @@ class Server {
   ConnectionLimiter limiter_;
   Counters counters_;
   net::BufferPool pool_;
+  UdpShared udp_shared_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<net::Endpoint> bound_;

@@ -805,7 +805,7 @@ void Session::start_udp() {
   }
   UdpContext context;
   context.loop = loop_;
-  context.pool = &server_.pool();
+  context.shared = &server_.udp_shared();
   context.counters = &counters;
   context.policy = &server_.policy();
   context.protected_listener = !listener_.loopback_only;

@@ -41,6 +41,14 @@ socks::Address to_socks_address(const net::Endpoint& e) {
 
 }  // namespace
 
+uv_buf_t UdpShared::read_buffer() {
+  constexpr std::size_t size = kReadSlots * kSlotSize;
+  // new char[] leaves the bytes unwritten: the kernel maps a page only when a datagram
+  // lands in it.
+  if (!read_buffer_) read_buffer_.reset(new char[size]);
+  return uv_buf_init(read_buffer_.get(), static_cast<unsigned int>(size));
+}
+
 UdpAssociation::UdpAssociation(UdpOwner& owner, UdpContext context)
     : owner_(owner), context_(std::move(context)) {}
 
@@ -52,8 +60,9 @@ std::expected<net::Endpoint, int> UdpAssociation::open(const net::IpAddress& bin
                                                        std::uint16_t client_port) {
   client_port_ = client_port;
   int family = bind_ip.is_v4() ? AF_INET : AF_INET6;
-  int rc = client_socket_.init(
-      [&](uv_udp_t* h) { return uv_udp_init_ex(context_.loop, h, static_cast<unsigned>(family)); });
+  int rc = client_socket_.init([&](uv_udp_t* h) {
+    return uv_udp_init_ex(context_.loop, h, static_cast<unsigned>(family) | UV_UDP_RECVMMSG);
+  });
   if (rc < 0) return std::unexpected(rc);
   owner_.udp_retain();
   client_socket_.get()->data = this;
@@ -76,6 +85,8 @@ std::expected<net::Endpoint, int> UdpAssociation::open(const net::IpAddress& bin
 
 void UdpAssociation::close() {
   if (closed_) return;
+  // What the batch holds was accepted and goes before the sockets do.
+  flush();
   closed_ = true;
   client_socket_.close(&UdpAssociation::on_handle_closed, this);
   out4_.close(&UdpAssociation::on_handle_closed, this);
@@ -91,28 +102,36 @@ void UdpAssociation::on_handle_closed(void* self) {
 }
 
 void UdpAssociation::on_alloc(uv_handle_t* handle, std::size_t /*suggested*/, uv_buf_t* buf) {
-  auto* self = static_cast<UdpAssociation*>(handle->data);
-  buf->base = self->context_.pool->acquire();
-  buf->len = self->context_.pool->block_size();
+  *buf = static_cast<UdpAssociation*>(handle->data)->context_.shared->read_buffer();
 }
 
 void UdpAssociation::on_client_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
                                     const sockaddr* addr, unsigned flags) {
-  static_cast<UdpAssociation*>(handle->data)->client_datagram(nread, buf, addr, flags);
+  static_cast<UdpAssociation*>(handle->data)->received(true, nread, buf, addr, flags);
 }
 
 void UdpAssociation::on_outbound_recv(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
                                       const sockaddr* addr, unsigned flags) {
-  static_cast<UdpAssociation*>(handle->data)->outbound_datagram(nread, buf, addr, flags);
+  static_cast<UdpAssociation*>(handle->data)->received(false, nread, buf, addr, flags);
 }
 
-void UdpAssociation::client_datagram(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
-                                     unsigned flags) {
-  net::PooledBuffer block(*context_.pool, buf->base);
-  // nread 0 with no address: the socket is drained; < 0: an error such as an ICMP
-  // unreachable for an earlier send. Neither is a datagram.
-  if (closed_ || nread <= 0 || addr == nullptr) return;
-  if ((flags & UV_UDP_PARTIAL) != 0) return drop();
+void UdpAssociation::received(bool from_client, ssize_t nread, const uv_buf_t* buf,
+                              const sockaddr* addr, unsigned flags) {
+  // nread 0 with no address: the socket is drained or a recvmmsg batch is over; < 0: an
+  // error such as an ICMP unreachable for an earlier send. Neither is a datagram.
+  if (!closed_ && nread > 0 && addr != nullptr) {
+    auto datagram = socks::ByteView(reinterpret_cast<const std::uint8_t*>(buf->base),
+                                    static_cast<std::size_t>(nread));
+    const bool partial = (flags & UV_UDP_PARTIAL) != 0;
+    from_client ? relay_up(datagram, addr, partial) : relay_down(datagram, addr, partial);
+  }
+  // A chunk is one datagram of a recvmmsg batch; any other call ends the batch (or was a
+  // read of its own): the moment to send what it collected.
+  if ((flags & UV_UDP_MMSG_CHUNK) == 0) flush();
+}
+
+void UdpAssociation::relay_up(socks::ByteView bytes, const sockaddr* addr, bool partial) {
+  if (partial) return drop();
   auto source = net::Endpoint::from_sockaddr(addr);
   if (!source || source->ip.unmapped() != context_.client_ip.unmapped()) return drop();
   if (client_port_ != 0 && source->port != client_port_) return drop();
@@ -120,8 +139,7 @@ void UdpAssociation::client_datagram(ssize_t nread, const uv_buf_t* buf, const s
   std::memcpy(&client_address_, addr, net::sockaddr_length(addr));
   client_known_ = true;
 
-  auto datagram = socks::parse_udp_datagram(socks::ByteView(
-      reinterpret_cast<const std::uint8_t*>(block.data()), static_cast<std::size_t>(nread)));
+  auto datagram = socks::parse_udp_datagram(bytes);
   if (!datagram || datagram->header.fragment != 0) return drop();
   const socks::Address& destination = datagram->header.address;
   switch (destination.type) {
@@ -171,16 +189,8 @@ void UdpAssociation::send_to_any(const std::vector<net::IpAddress>& addresses, s
     uv_udp_t* socket = outbound_socket(ip.is_v4());
     if (socket == nullptr) continue;
     sockaddr_storage to = ip.to_sockaddr(port);
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(payload.data())),
-                               static_cast<unsigned int>(payload.size()));
-    int rc = uv_udp_try_send(socket, &buf, 1, reinterpret_cast<const sockaddr*>(&to));
-    if (rc < 0) return drop();
     remember_peer(net::Endpoint{ip, port});
-    up_ += payload.size();
-    context_.counters->bytes_up += payload.size();
-    ++context_.counters->udp_datagrams_up;
-    owner_.udp_moved(true, payload.size());
-    return;
+    return queue(socket, {}, payload, reinterpret_cast<const sockaddr*>(&to), true);
   }
   if (first_denial != nullptr && !warned_denial_) {
     // One line per association, not per datagram: the rest are only counted.
@@ -201,8 +211,9 @@ uv_udp_t* UdpAssociation::outbound_socket(bool v4) {
   if (socket) return socket.get();
   if (failed) return nullptr;
   int family = v4 ? AF_INET : AF_INET6;
-  int rc = socket.init(
-      [&](uv_udp_t* h) { return uv_udp_init_ex(context_.loop, h, static_cast<unsigned>(family)); });
+  int rc = socket.init([&](uv_udp_t* h) {
+    return uv_udp_init_ex(context_.loop, h, static_cast<unsigned>(family) | UV_UDP_RECVMMSG);
+  });
   if (rc < 0) {
     failed = true;
     return nullptr;
@@ -237,11 +248,8 @@ void UdpAssociation::remember_peer(const net::Endpoint& peer) {
   peer_order_.push_back(peer);
 }
 
-void UdpAssociation::outbound_datagram(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
-                                       unsigned flags) {
-  net::PooledBuffer block(*context_.pool, buf->base);
-  if (closed_ || nread <= 0 || addr == nullptr) return;
-  if ((flags & UV_UDP_PARTIAL) != 0 || !client_known_) return drop();
+void UdpAssociation::relay_down(socks::ByteView payload, const sockaddr* addr, bool partial) {
+  if (partial || !client_known_) return drop();
   auto source = net::Endpoint::from_sockaddr(addr);
   if (!source) return drop();
   source->ip = source->ip.unmapped();
@@ -250,17 +258,33 @@ void UdpAssociation::outbound_datagram(ssize_t nread, const uv_buf_t* buf, const
   std::array<std::uint8_t, 32> header{};
   auto written = socks::write_udp_header(socks::UdpHeader{0, to_socks_address(*source)}, header);
   if (!written) return drop();
-  std::array<uv_buf_t, 2> bufs{
-      uv_buf_init(reinterpret_cast<char*>(header.data()), static_cast<unsigned int>(*written)),
-      uv_buf_init(block.data(), static_cast<unsigned int>(nread))};
-  int rc = uv_udp_try_send(client_socket_.get(), bufs.data(), 2,
-                           reinterpret_cast<const sockaddr*>(&client_address_));
-  if (rc < 0) return drop();
-  auto length = static_cast<std::size_t>(nread);
-  down_ += length;
-  context_.counters->bytes_down += length;
-  ++context_.counters->udp_datagrams_down;
-  owner_.udp_moved(false, length);
+  queue(client_socket_.get(), socks::ByteView(header.data(), *written), payload,
+        reinterpret_cast<const sockaddr*>(&client_address_), false);
+}
+
+void UdpAssociation::queue(uv_udp_t* socket, socks::ByteView header, socks::ByteView payload,
+                           const sockaddr* to, bool up) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(socket), &fd) < 0) return drop();
+  net::DatagramBatch& batch = context_.shared->batch();
+  if (!batch.add(fd, header, payload, to)) {
+    flush();
+    if (!batch.add(fd, header, payload, to)) return drop();
+  }
+  batch_up_ = up;
+}
+
+void UdpAssociation::flush() {
+  net::DatagramBatch& batch = context_.shared->batch();
+  if (batch.empty()) return;
+  const net::BatchResult result = batch.flush();
+  context_.counters->udp_datagrams_dropped += result.dropped;
+  if (result.sent == 0) return;
+  (batch_up_ ? up_ : down_) += result.sent_bytes;
+  (batch_up_ ? context_.counters->bytes_up : context_.counters->bytes_down) += result.sent_bytes;
+  (batch_up_ ? context_.counters->udp_datagrams_up : context_.counters->udp_datagrams_down) +=
+      result.sent;
+  owner_.udp_moved(batch_up_, result.sent_bytes);
 }
 
 void UdpAssociation::resolve(const std::string& name, std::uint16_t port, socks::ByteView payload) {
@@ -310,6 +334,7 @@ void UdpAssociation::resolved(Lookup& lookup, int status, addrinfo* result) {
       for (const Queued& q : lookup.queued) {
         send_to_any(addresses, q.port, lookup.name, socks::ByteView(q.payload));
       }
+      flush();  // before the queued payloads go with the lookup
     }
   }
   uv_freeaddrinfo(result);

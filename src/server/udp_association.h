@@ -14,8 +14,11 @@
 // optional in the RFC and unused in practice); domain destinations are resolved off the
 // loop with a small cache. Every drop is counted, never logged per datagram.
 //
-// Sends use uv_udp_try_send only: a datagram the kernel cannot take at once is dropped
-// (that is what UDP does anyway), so no send queue can grow.
+// Batches: each socket reads with recvmmsg (UV_UDP_RECVMMSG) into a buffer every
+// association of the loop shares, and what one read brings in goes out with one
+// sendmmsg per destination socket (net/datagram_batch.h) before the read's callbacks
+// return. A datagram the kernel cannot take at once is dropped (that is what UDP does
+// anyway), so no send queue can grow.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +32,7 @@
 
 #include <uv.h>
 
-#include "net/buffer_pool.h"
+#include "net/datagram_batch.h"
 #include "net/endpoint.h"
 #include "net/uv_handle.h"
 #include "server/counters.h"
@@ -50,9 +53,27 @@ class UdpOwner {
   ~UdpOwner() = default;
 };
 
+// What every association of one loop shares. Callbacks run one at a time and each
+// leaves the batch empty behind it, so one of each serves them all.
+class UdpShared {
+ public:
+  // Datagrams one recvmmsg call may bring: libuv reads into 64 KiB slots (its largest
+  // datagram), at most 20. The buffer is allocated on first use and not written to
+  // beforehand, so only the pages datagrams land in take memory.
+  static constexpr std::size_t kReadSlots = 16;
+  static constexpr std::size_t kSlotSize = 64 * 1024;
+
+  uv_buf_t read_buffer();
+  net::DatagramBatch& batch() { return batch_; }
+
+ private:
+  std::unique_ptr<char[]> read_buffer_;
+  net::DatagramBatch batch_;
+};
+
 struct UdpContext {
   uv_loop_t* loop = nullptr;
-  net::BufferPool* pool = nullptr;
+  UdpShared* shared = nullptr;
   Counters* counters = nullptr;
   const Policy* policy = nullptr;
   bool protected_listener = false;
@@ -107,10 +128,20 @@ class UdpAssociation {
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* result);
   static void on_handle_closed(void* self);
 
-  void client_datagram(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
-  void outbound_datagram(ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
+  // Every read callback of either socket; `from_client`: of the client-facing one.
+  void received(bool from_client, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
+                unsigned flags);
+  // One datagram from the client (SOCKS header first), or from a destination.
+  void relay_up(socks::ByteView bytes, const sockaddr* addr, bool partial);
+  void relay_down(socks::ByteView payload, const sockaddr* addr, bool partial);
   void resolved(Lookup& lookup, int status, addrinfo* result);
 
+  // Queues one datagram for `socket` in the shared batch, sending the batch first when
+  // it is for another socket or full.
+  void queue(uv_udp_t* socket, socks::ByteView header, socks::ByteView payload, const sockaddr* to,
+             bool up);
+  // Sends the shared batch and counts what went (direction `batch_up_`) and what not.
+  void flush();
   // Sends `payload` to the first of `addresses` the policy allows.
   void send_to_any(const std::vector<net::IpAddress>& addresses, std::uint16_t port,
                    std::string_view domain, socks::ByteView payload);
@@ -128,6 +159,7 @@ class UdpAssociation {
   bool out6_failed_ = false;
   bool closed_ = false;
   bool warned_denial_ = false;
+  bool batch_up_ = true;  // the direction of what this association has in the shared batch
 
   std::uint16_t client_port_ = 0;
   bool client_known_ = false;
