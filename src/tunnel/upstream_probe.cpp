@@ -29,26 +29,36 @@ class ProbeSocket {
   int fd_;
 };
 
-// Waits for `events` until `deadline`; false when the time is up first.
-bool wait_for(int fd, short events, Clock::time_point deadline) {
+enum class Wait { ready, timed_out, cancelled };
+
+// Waits for `events` until `deadline`, looking at `cancel` (if any) every kCancelCheckMs.
+Wait wait_for(int fd, short events, Clock::time_point deadline, const std::atomic<bool>* cancel) {
   for (;;) {
-    const auto left =
+    if (cancel != nullptr && cancel->load()) return Wait::cancelled;
+    auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
+    if (left <= 0) return Wait::timed_out;
+    if (cancel != nullptr && left > kCancelCheckMs) left = kCancelCheckMs;
     pollfd waiting{fd, events, 0};
     const int ready = ::poll(&waiting, 1, static_cast<int>(left));
-    if (ready > 0) return true;
-    if (ready < 0 && errno != EINTR) return false;
+    if (ready > 0) return Wait::ready;
+    if (ready < 0 && errno != EINTR) return Wait::timed_out;
   }
 }
 
-std::string connect_error(int fd, const sockaddr_storage& address, int timeout_ms) {
+std::string connect_error(int fd, const sockaddr_storage& address, const ProbeTimeouts& timeouts) {
   const auto* target = reinterpret_cast<const sockaddr*>(&address);
   if (::connect(fd, target, net::sockaddr_length(target)) < 0 && errno != EINPROGRESS) {
     return std::strerror(errno);
   }
-  if (!wait_for(fd, POLLOUT, Clock::now() + std::chrono::milliseconds(timeout_ms))) {
-    return "no answer within " + std::to_string(timeout_ms) + " ms";
+  switch (wait_for(fd, POLLOUT, Clock::now() + std::chrono::milliseconds(timeouts.connect_ms),
+                   timeouts.cancel)) {
+    case Wait::ready:
+      break;
+    case Wait::timed_out:
+      return "no answer within " + std::to_string(timeouts.connect_ms) + " ms";
+    case Wait::cancelled:
+      return kProbeCancelled;
   }
   int code = 0;
   socklen_t length = sizeof code;
@@ -57,8 +67,9 @@ std::string connect_error(int fd, const sockaddr_storage& address, int timeout_m
 }
 
 // Sends a pipelined handshake for CONNECT 0.0.0.0:0 and reads the answers.
-void ask_about_pipelining(int fd, const HandshakeOptions& options, int answer_ms,
+void ask_about_pipelining(int fd, const HandshakeOptions& options, const ProbeTimeouts& timeouts,
                           ProbeResult& result) {
+  const int answer_ms = timeouts.answer_ms;
   HandshakeOptions pipelined = options;
   pipelined.pipeline_request = true;
   ClientHandshake handshake(pipelined, socks::Command::connect,
@@ -73,10 +84,16 @@ void ask_about_pipelining(int fd, const HandshakeOptions& options, int answer_ms
   const auto deadline = Clock::now() + std::chrono::milliseconds(answer_ms);
   std::uint8_t answer[512];
   while (handshake.status() == ClientHandshake::Status::in_progress) {
-    if (!wait_for(fd, POLLIN, deadline)) {
-      result.no_pipelining = "no answer to a request sent behind the greeting within " +
-                             std::to_string(answer_ms) + " ms";
-      return;
+    switch (wait_for(fd, POLLIN, deadline, timeouts.cancel)) {
+      case Wait::ready:
+        break;
+      case Wait::timed_out:
+        result.no_pipelining = "no answer to a request sent behind the greeting within " +
+                               std::to_string(answer_ms) + " ms";
+        return;
+      case Wait::cancelled:
+        result.no_pipelining = kProbeCancelled;
+        return;
     }
     const ssize_t got = ::recv(fd, answer, sizeof answer, 0);
     if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
@@ -106,9 +123,9 @@ ProbeResult probe_upstream(const Upstream& upstream, std::uint32_t fwmark, Probe
     return result;
   }
   if (fwmark != 0) ::setsockopt(socket.fd(), SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark);
-  result.unreachable = connect_error(socket.fd(), upstream.address, timeouts.connect_ms);
+  result.unreachable = connect_error(socket.fd(), upstream.address, timeouts);
   if (result.unreachable.empty() && upstream.handshake.version == SocksVersion::socks5) {
-    ask_about_pipelining(socket.fd(), upstream.handshake, timeouts.answer_ms, result);
+    ask_about_pipelining(socket.fd(), upstream.handshake, timeouts, result);
   }
   return result;
 }

@@ -13,6 +13,7 @@
 // in turn until the answer comes).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -23,7 +24,13 @@ namespace tunsocks::tunnel {
 struct ProbeTimeouts {
   int connect_ms = 3000;
   int answer_ms = 500;  // a server that reads pipelined bytes answers in one round trip
+  // When set, the probe gives up within kCancelCheckMs of it turning true (a probe on the
+  // thread pool would otherwise hold a stopping program for up to both timeouts).
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+constexpr int kCancelCheckMs = 50;
+constexpr const char* kProbeCancelled = "probe cancelled";
 
 struct ProbeResult {
   std::string unreachable;  // why no connection was made; empty when it was

@@ -1,4 +1,5 @@
 // tunsocks: route everything that enters a TUN device through a SOCKS proxy.
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -197,6 +198,7 @@ class Service {
   void stop(int exit_code) {
     if (stopping_) return;
     stopping_ = true;
+    probe_cancel_ = true;  // the loop cannot end before a background probe has
     exit_code_ = exit_code;
     TS_LOG_INFO("stopping: closing %zu flows", tunnel_.flow_count());
     tunnel_.stop([this] {
@@ -262,7 +264,8 @@ class Service {
     probe->fwmark = fwmark;
     auto work = [](uv_work_t* request) {
       auto* p = static_cast<Probe*>(request->data);
-      p->result = tunnel::probe_upstream(*p->upstream, p->fwmark);
+      p->result =
+          tunnel::probe_upstream(*p->upstream, p->fwmark, {.cancel = &p->service->probe_cancel_});
     };
     auto done = [](uv_work_t* request, int status) {
       std::unique_ptr<Probe> p(static_cast<Probe*>(request->data));
@@ -437,6 +440,8 @@ class Service {
   std::uint64_t started_ms_ = 0;
   bool routes_up_ = false;
   bool stopping_ = false;
+  // Read by a probe on the thread pool (probe_in_background): stop() ends it early.
+  std::atomic<bool> probe_cancel_{false};
   int exit_code_ = 0;
 };
 

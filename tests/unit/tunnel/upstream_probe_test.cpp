@@ -173,3 +173,37 @@ TEST_CASE("probe_of_a_closed_port_says_why_and_socks4_is_not_asked") {
   CHECK(result.unreachable == "Connection refused");
   CHECK_FALSE(result.pipelining);
 }
+
+TEST_CASE("probe_gives_up_when_cancelled_instead_of_waiting_out_its_timeout") {
+  // A server that never answers, a probe that would wait a minute for it: cancelled from
+  // another thread, it ends with the reason, not with the timeout's.
+  std::atomic<bool> cancel{false};
+  ScriptedServer server([&](int fd) {
+    (void)read_bytes(fd, kGreeting.size() + kProbeRequest.size());
+    cancel = true;
+    wait_for_close(fd);
+  });
+  const auto result =
+      tunnel::probe_upstream(server.upstream(), 0, {.answer_ms = 60'000, .cancel = &cancel});
+  CHECK(result.unreachable.empty());
+  CHECK_FALSE(result.pipelining);
+  CHECK(result.no_pipelining == tunnel::kProbeCancelled);
+}
+
+TEST_CASE("probe_cancelled_before_it_starts_does_not_wait_for_the_connection") {
+  std::atomic<bool> cancel{true};
+  tunnel::Upstream upstream;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(9);
+  // TEST-NET-1 (RFC 5737): nothing answers, so only the cancel can end the wait early.
+  address.sin_addr.s_addr = htonl(0xC0000201);
+  std::memcpy(&upstream.address, &address, sizeof address);
+  const auto result =
+      tunnel::probe_upstream(upstream, 0, {.connect_ms = 60'000, .cancel = &cancel});
+  // Unroutable hosts fail at connect() on some machines: then the reason is the kernel's.
+  if (result.unreachable != tunnel::kProbeCancelled) {
+    CHECK(result.unreachable.find("no answer") == std::string::npos);
+  }
+  CHECK_FALSE(result.pipelining);
+}
